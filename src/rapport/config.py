@@ -1,0 +1,117 @@
+"""Settings: defaults < configs/*.yaml (or --config FILE) < RAPPORT_* environment variables.
+
+Nested fields use a double underscore in the environment: RAPPORT_WINDOW__SECONDS=10.
+Every field is validated at start, so a bad value fails before any media is read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rapport.errors import InputError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VideoSettings(_Section):
+    sample_fps: float = Field(4.0, gt=0, le=30, description="Frames analysed per media second.")
+    max_side: int = Field(640, ge=64, description="Frames are downscaled so no side exceeds this.")
+
+
+class FaceSettings(_Section):
+    min_score: float = Field(0.6, gt=0, lt=1, description="Detector score threshold.")
+    track_iou: float = Field(0.3, gt=0, lt=1, description="Min IoU to continue a track.")
+    track_gap_s: float = Field(
+        3.0, ge=0, description="A track survives this long without its face (then it ends)."
+    )
+    min_face_px: int = Field(24, ge=8, description="Faces smaller than this (side) are ignored.")
+
+
+class SmoothingSettings(_Section):
+    alpha: float = Field(0.35, gt=0, le=1, description="EMA weight of the newest sample.")
+    switch_on: float = Field(0.5, gt=0, lt=1, description="Smoothed prob to adopt a new class.")
+    switch_off: float = Field(
+        0.35, gt=0, lt=1, description="Smoothed prob under which the shown class may be replaced."
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> SmoothingSettings:
+        if self.switch_off >= self.switch_on:
+            raise ValueError("smoothing.switch_off must be below smoothing.switch_on")
+        return self
+
+
+class EngagementSettings(_Section):
+    baseline_s: float = Field(
+        60.0, gt=0, description="Each person's expressiveness baseline is calibrated over this."
+    )
+    w_attention: float = Field(0.4, ge=0)
+    w_expressiveness: float = Field(0.3, ge=0)
+    w_participation: float = Field(0.3, ge=0)
+
+
+class WindowSettings(_Section):
+    seconds: float = Field(5.0, ge=1.0, description="Aggregation window; never below 1 s.")
+    trend_windows: int = Field(6, ge=2, description="Windows in the engagement trend's slope.")
+    sentiment_shift_delta: float = Field(
+        0.25, gt=0, le=2, description="Change in smoothed room valence that makes a shift event."
+    )
+
+
+class RuntimeSettings(_Section):
+    intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads inside one op.")
+    inter_op_threads: int = Field(1, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAPPORT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    models_dir: Path = Field(Path("models"), description="Where `rapport models fetch` writes.")
+    video: VideoSettings = VideoSettings()
+    faces: FaceSettings = FaceSettings()
+    smoothing: SmoothingSettings = SmoothingSettings()
+    engagement: EngagementSettings = EngagementSettings()
+    window: WindowSettings = WindowSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file, which comes in as init kwargs.
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load settings from `path` (or $RAPPORT_CONFIG, or none) plus the environment."""
+    path = path or (Path(os.environ["RAPPORT_CONFIG"]) if "RAPPORT_CONFIG" in os.environ else None)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise InputError(f"config {path}: {e}".splitlines()[0]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InputError(f"config {path}: expected a mapping at the top level")
+        data = loaded or {}
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"config: {where}: {first['msg']}") from e

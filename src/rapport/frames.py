@@ -1,0 +1,137 @@
+"""Hot-path messages passed between stages.
+
+Frozen, slotted dataclasses: cheap to create, safe to share across threads. Times are media seconds
+from the start of the session. None of these ever leaves the process (see events/ for what does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+SAMPLE_RATE = 16_000
+"""Every AudioChunk is mono float32 at this rate, in [-1, 1]."""
+
+
+@dataclass(slots=True, frozen=True)
+class VideoFrame:
+    participant: str
+    t: float
+    rgb: NDArray[np.uint8]
+    """H x W x 3, RGB order, C-contiguous."""
+
+
+@dataclass(slots=True, frozen=True)
+class AudioChunk:
+    participant: str
+    t: float
+    """Media time of the first sample."""
+    samples: NDArray[np.float32]
+
+    @property
+    def end(self) -> float:
+        return self.t + len(self.samples) / SAMPLE_RATE
+
+
+@dataclass(slots=True, frozen=True)
+class Utterance:
+    participant: str
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class Box:
+    """Axis-aligned box in pixels of the frame it was found in."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.x1 - self.x0)
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.y1 - self.y0)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def iou(self, other: Box) -> float:
+        ix = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        iy = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(slots=True, frozen=True)
+class Detection:
+    box: Box
+    score: float
+    frontal: float
+    """0..1: how squarely the face is turned to the camera (1 = straight on), from landmarks."""
+
+
+@dataclass(slots=True, frozen=True)
+class Expression:
+    """Class probabilities over labels.EXPRESSIONS, in that order; they sum to 1."""
+
+    probs: tuple[float, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class FaceSample:
+    """One tracked face's slot at one sampled frame.
+
+    `expression` and `frontal` are None when the track is alive but its face was not found in this
+    frame: a gap, never a guess.
+    """
+
+    participant: str
+    t: float
+    track_id: int
+    expression: Expression | None
+    frontal: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class FrameFaces:
+    """Everything the face head saw in one sampled frame of one participant."""
+
+    participant: str
+    t: float
+    faces: tuple[FaceSample, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class SpeechSegment:
+    """A stretch of voice activity with its prosodic arousal estimate."""
+
+    participant: str
+    start: float
+    end: float
+    arousal: float | None
+    """-1..1 relative to this speaker's own running baseline; None when pitch was not measurable."""
+    confidence: float
+    """0..1: how much the arousal estimate should weigh in fusion."""
+
+
+@dataclass(slots=True, frozen=True)
+class TextScore:
+    participant: str
+    start: float
+    end: float
+    valence: float
+    """-1..1"""
+    arousal: float
+    """-1..1"""
+    confidence: float
+    """0..1"""
