@@ -1,0 +1,324 @@
+"""Rolls per-frame, per-segment and per-utterance observations into fixed media-time windows.
+
+A window [k*w, (k+1)*w) closes once the stream's watermark (the media time up to which every input
+has been seen) passes its end. Observations arriving for a window already closed are counted as late
+and dropped, never re-emitted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapport.config import Settings
+from rapport.frames import SpeechSegment, TextScore
+from rapport.fusion.engagement import Engagement, EngagementInputs, EngagementScorer
+from rapport.fusion.late_fusion import FusedAffect, Modality, ModalityEstimate, fuse
+
+TURN_GAP_S = 1.0
+"""A person's speech after this much of their own silence (or after someone else spoke) is a new turn."""
+
+
+@dataclass(slots=True, frozen=True)
+class FrameSummary:
+    """What one sampled video frame of a stream says, reduced over its faces (stays in-process)."""
+
+    participant: str | None
+    """The person the stream belongs to; None for a shared room camera (room-level only)."""
+    t: float
+    faces: int
+    attention: float
+    """Max frontal score over the faces present; 0 when none is present."""
+    valence: float | None
+    arousal: float | None
+    expressiveness: float | None
+    """Mean of 1 - smoothed p(neutral) over the faces present."""
+
+
+@dataclass(slots=True)
+class _Acc:
+    frames: int = 0
+    face_frames: int = 0
+    faces: int = 0
+    attention: float = 0.0
+    valence: float = 0.0
+    arousal: float = 0.0
+    expressiveness: float = 0.0
+    speech_s: float = 0.0
+    turns: int = 0
+    voice_arousal: float = 0.0
+    voice_weight: float = 0.0
+    text_valence: float = 0.0
+    text_arousal: float = 0.0
+    text_weight: float = 0.0
+
+    def add_frame(self, f: FrameSummary) -> None:
+        self.frames += 1
+        self.faces += f.faces
+        self.attention += f.attention
+        if f.faces and f.valence is not None and f.arousal is not None:
+            self.face_frames += 1
+            self.valence += f.valence
+            self.arousal += f.arousal
+            self.expressiveness += f.expressiveness or 0.0
+
+    def face_estimate(self) -> ModalityEstimate | None:
+        if not self.face_frames:
+            return None
+        n = self.face_frames
+        return ModalityEstimate(self.valence / n, self.arousal / n, n / self.frames)
+
+    def voice_estimate(self, window_s: float) -> ModalityEstimate | None:
+        if self.voice_weight <= 0:
+            return None
+        # Confidence grows with how much of the window was speech with measured prosody.
+        conf = min(1.0, self.voice_weight / (0.3 * window_s))
+        return ModalityEstimate(None, self.voice_arousal / self.voice_weight, conf)
+
+    def text_estimate(self) -> ModalityEstimate | None:
+        if self.text_weight <= 0:
+            return None
+        w = self.text_weight
+        return ModalityEstimate(self.text_valence / w, self.text_arousal / w, min(1.0, w))
+
+
+@dataclass(slots=True, frozen=True)
+class ParticipantResult:
+    engagement: Engagement
+    affect: FusedAffect
+    speaking_share: float
+    turns: int
+    faces: float
+
+
+@dataclass(slots=True, frozen=True)
+class WindowResult:
+    index: int
+    start: float
+    end: float
+    participants: dict[str, ParticipantResult]
+    room_engagement: float | None
+    room_valence: float | None
+    room_arousal: float | None
+    room_faces: float
+    silence_share: float
+    evenness: float | None
+
+
+@dataclass(slots=True)
+class _Window:
+    index: int
+    start: float
+    end: float
+    accs: dict[str, _Acc] = field(default_factory=dict)
+    room: _Acc = field(default_factory=_Acc)
+    speech_union: list[tuple[float, float]] = field(default_factory=list)
+
+    def acc(self, participant: str) -> _Acc:
+        return self.accs.setdefault(participant, _Acc())
+
+
+class WindowAggregator:
+    def __init__(self, settings: Settings) -> None:
+        self._w = settings.window.seconds
+        self._engagement_settings = settings.engagement
+        self._windows: dict[int, _Window] = {}
+        self._next_index = 0
+        self._scorers: dict[str, EngagementScorer] = {}
+        self._open_speech: dict[str, float] = {}
+        self._last_speech: tuple[str, float] | None = None
+        self._last_end: dict[str, float] = {}
+        self.late = 0
+
+    @property
+    def window_s(self) -> float:
+        return self._w
+
+    def _window(self, index: int) -> _Window | None:
+        if index < self._next_index:
+            return None
+        win = self._windows.get(index)
+        if win is None:
+            win = _Window(index, index * self._w, (index + 1) * self._w)
+            self._windows[index] = win
+        return win
+
+    def _spans(self, start: float, end: float) -> Iterable[tuple[_Window, float]]:
+        """Windows overlapping [start, end) with the overlap in seconds."""
+        first, last = int(start // self._w), int(max(start, end - 1e-9) // self._w)
+        for k in range(first, last + 1):
+            win = self._window(k)
+            if win is None:
+                continue  # already closed: counted there as open speech, or too late
+            overlap = min(end, win.end) - max(start, win.start)
+            if overlap > 0 or start == end:
+                yield win, max(0.0, overlap)
+
+    def add_frame(self, f: FrameSummary) -> None:
+        win = self._window(int(f.t // self._w))
+        if win is None:
+            self.late += 1
+            return
+        win.room.add_frame(f)
+        if f.participant is not None:
+            win.acc(f.participant).add_frame(f)
+
+    def add_speech(self, seg: SpeechSegment) -> None:
+        p = seg.participant
+        self._open_speech.pop(p, None)
+        new_turn = (
+            self._last_speech is None
+            or self._last_speech[0] != p
+            or seg.start - self._last_end.get(p, -math.inf) > TURN_GAP_S
+        )
+        self._last_speech = (p, seg.end)
+        self._last_end[p] = seg.end
+        if new_turn:
+            win = self._window(int(seg.start // self._w))
+            if win is not None:
+                win.acc(p).turns += 1
+        for win, overlap in self._spans(seg.start, seg.end):
+            acc = win.acc(p)
+            acc.speech_s += overlap
+            win.speech_union.append((max(seg.start, win.start), min(seg.end, win.end)))
+            if seg.arousal is not None and overlap > 0:
+                weight = overlap * seg.confidence
+                acc.voice_arousal += seg.arousal * weight
+                acc.voice_weight += weight
+
+    def set_open_speech(self, participant: str, since: float | None) -> None:
+        """Speech in progress (not yet closed by the VAD) counts as speaking time in closed windows."""
+        if since is None:
+            self._open_speech.pop(participant, None)
+        else:
+            self._open_speech[participant] = since
+
+    def add_text(self, score: TextScore) -> None:
+        duration = max(score.end - score.start, 1e-3)
+        for win, overlap in self._spans(score.start, max(score.end, score.start + 1e-3)):
+            # Each window gets the share of the utterance it holds, times the head's confidence.
+            weight = score.confidence * max(overlap, 1e-3) / duration
+            acc = win.acc(score.participant)
+            acc.text_valence += score.valence * weight
+            acc.text_arousal += score.arousal * weight
+            acc.text_weight += weight
+
+    def advance(self, watermark: float) -> list[WindowResult]:
+        """Close, in order, every window whose end is at or before `watermark`."""
+        out: list[WindowResult] = []
+        while (self._next_index + 1) * self._w <= watermark + 1e-9:
+            out.append(self._close(self._next_index, self._next_index * self._w + self._w))
+        return out
+
+    def flush(self, end: float) -> list[WindowResult]:
+        """Close every remaining window up to media time `end` (the last one may be short)."""
+        out = self.advance(end)
+        if end > self._next_index * self._w + 1e-6:
+            out.append(self._close(self._next_index, end))
+        return out
+
+    def _close(self, index: int, end: float) -> WindowResult:
+        win = self._windows.pop(index, None) or _Window(index, index * self._w, end)
+        win.end = end
+        self._next_index = index + 1
+        for p, since in self._open_speech.items():
+            lo = max(since, win.start)
+            if lo < end:
+                win.acc(p).speech_s += end - lo
+                win.speech_union.append((lo, end))
+            self._open_speech[p] = max(since, end)
+        length = max(end - win.start, 1e-6)
+        present = len(win.accs)
+        results: dict[str, ParticipantResult] = {}
+        for p, acc in sorted(win.accs.items()):
+            results[p] = self._participant(p, acc, end, length, present)
+        scores = [r.engagement.score for r in results.values()]
+        valences = [r.affect.valence for r in results.values() if r.affect.valence is not None]
+        arousals = [r.affect.arousal for r in results.values() if r.affect.arousal is not None]
+        shares = {p: r.speaking_share for p, r in results.items()}
+        return WindowResult(
+            index=index,
+            start=win.start,
+            end=end,
+            participants=results,
+            room_engagement=_mean(scores),
+            room_valence=_mean(valences),
+            room_arousal=_mean(arousals),
+            room_faces=win.room.faces / win.room.frames if win.room.frames else 0.0,
+            silence_share=max(0.0, 1.0 - _union_length(win.speech_union) / length),
+            evenness=evenness(shares),
+        )
+
+    def _participant(
+        self, p: str, acc: _Acc, end: float, length: float, present: int
+    ) -> ParticipantResult:
+        estimates: dict[Modality, ModalityEstimate] = {}
+        for modality, est in (
+            (Modality.FACE, acc.face_estimate()),
+            (Modality.VOICE, acc.voice_estimate(length)),
+            (Modality.TEXT, acc.text_estimate()),
+        ):
+            if est is not None:
+                estimates[modality] = est
+        share = min(1.0, acc.speech_s / length)
+        scorer = self._scorers.setdefault(p, EngagementScorer(self._engagement_settings))
+        engagement = scorer.score(
+            end,
+            EngagementInputs(
+                attention=acc.attention / acc.frames if acc.frames else None,
+                expressiveness=acc.expressiveness / acc.face_frames if acc.face_frames else None,
+                speaking_share=share,
+                turns=acc.turns,
+                participants=max(1, present),
+            ),
+        )
+        return ParticipantResult(
+            engagement=engagement,
+            affect=fuse(estimates),
+            speaking_share=share,
+            turns=acc.turns,
+            faces=acc.faces / acc.frames if acc.frames else 0.0,
+        )
+
+
+def evenness(shares: dict[str, float]) -> float | None:
+    """Normalised Shannon entropy of speaking shares: 1 when even, 0 when one person speaks."""
+    if len(shares) < 2:
+        return None
+    total = sum(shares.values())
+    if total <= 0:
+        return None
+    probs = [s / total for s in shares.values() if s > 0]
+    h = -sum(q * math.log(q) for q in probs)
+    return h / math.log(len(shares))
+
+
+def slope_per_minute(times: list[float], values: list[float]) -> float | None:
+    """Least-squares slope of values against times (seconds), per minute."""
+    if len(values) < 2:
+        return None
+    mt, mv = sum(times) / len(times), sum(values) / len(values)
+    var = sum((t - mt) ** 2 for t in times)
+    if var <= 0:
+        return None
+    cov = sum((t - mt) * (v - mv) for t, v in zip(times, values, strict=True))
+    return cov / var * 60.0
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, cur_start, cur_end = 0.0, None, None
+    for s, e in sorted(spans):
+        if cur_end is None or s > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = s, e
+        else:
+            cur_end = max(cur_end, e)
+    if cur_end is not None and cur_start is not None:
+        total += cur_end - cur_start
+    return total

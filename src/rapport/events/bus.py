@@ -1,0 +1,84 @@
+"""Stamps events (id, per-session gap-free seq, wall time) and hands them to sinks in order."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from rapport.events.schema import Event, EventType, MediaTime, now
+
+Payload = object
+Sink = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self, session_id: str, models: dict[str, str], sinks: list[Sink]) -> None:
+        self._session_id = session_id
+        self._models = dict(models)
+        self._sinks = list(sinks)
+        self._seq = 0
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    def emit(self, type_: EventType, start: float, end: float, data: object) -> Event:
+        event = Event.model_validate(
+            {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": type_,
+                "session_id": self._session_id,
+                "seq": self._seq,
+                "emitted_at": now(),
+                "media_time": MediaTime(start=start, end=end),
+                "data": data,
+                "models": self._models,
+            }
+        )
+        self._seq += 1
+        for sink in self._sinks:
+            sink(event)
+        return event
+
+
+class JsonlFile:
+    """Writes events to `path`, visible there only once complete (written to a temp file, then
+    renamed), so an interrupted run never leaves a half-written file that looks whole."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> JsonlFile:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self._tmp.open("w", encoding="utf-8")
+        return self
+
+    def __call__(self, event: Event) -> None:
+        assert self._fh is not None, "JsonlFile used outside its context"
+        self._fh.write(event.to_json() + "\n")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._fh is not None
+        self._fh.close()
+        if exc_type is None:
+            os.replace(self._tmp, self._path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

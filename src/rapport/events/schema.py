@@ -1,0 +1,159 @@
+"""The event envelope and payloads: the only shapes that leave the process.
+
+One envelope for every channel (JSONL file, WebSocket, webhook). Payloads are aggregates over a media
+time range; none carries a frame, audio, a transcript line, a face crop or a per-frame label.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rapport import NOTICE
+
+SCHEMA_VERSION = 1
+
+
+class EventType(StrEnum):
+    SESSION_STARTED = "session.started"
+    ENGAGEMENT_WINDOW = "engagement.window"
+    TURNS_WINDOW = "turns.window"
+    SENTIMENT_SHIFT = "sentiment.shift"
+    SESSION_SUMMARY = "session.summary"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MediaTime(_Model):
+    start: float = Field(ge=0, description="Media seconds from the start of the session.")
+    end: float = Field(ge=0)
+
+
+Unit = float | None
+
+
+class EngagementComponents(_Model):
+    attention: Unit = Field(
+        description="0..1 face present and turned to the camera; null: no video"
+    )
+    expressiveness: Unit = Field(description="0..1 against the person's own baseline (0.5 = usual)")
+    participation: float = Field(description="0..1 speaking share against a fair share, and turns")
+
+
+class ParticipantWindow(_Model):
+    engagement: float = Field(ge=0, le=1)
+    components: EngagementComponents
+    calibrating: bool = Field(description="Expressiveness baseline still being collected.")
+    valence: Unit = Field(description="-1..1 fused; null when no modality measured it")
+    arousal: Unit
+    speaking_share: float = Field(ge=0, le=1)
+    turns: int = Field(ge=0)
+    faces: float = Field(ge=0, description="Mean number of faces seen in this person's video.")
+    modalities: list[str] = Field(description="Modalities that contributed (face, voice, text).")
+
+
+class RoomWindow(_Model):
+    engagement: Unit = Field(description="Mean engagement of the participants; 0..1")
+    trend: Unit = Field(description="Slope of room engagement per minute over recent windows")
+    valence: Unit
+    arousal: Unit
+    participants: int = Field(ge=0)
+    faces: float = Field(ge=0, description="Mean number of faces seen across all video.")
+
+
+class EngagementWindowData(_Model):
+    room: RoomWindow
+    participants: dict[str, ParticipantWindow] = Field(
+        default_factory=dict, description="Present only when the reporting level allows it."
+    )
+
+
+class TurnsWindowData(_Model):
+    speaking_shares: dict[str, float] = Field(description="Share of the window each person spoke.")
+    turns: dict[str, int]
+    silence_share: float = Field(ge=0, le=1)
+    evenness: Unit = Field(
+        description="Normalised entropy of speaking shares among speakers: 1 even, 0 one voice; "
+        "null with fewer than two participants"
+    )
+
+
+class SentimentShiftData(_Model):
+    direction: Literal["up", "down"]
+    from_valence: float
+    to_valence: float
+    delta: float
+
+
+class SessionStartedData(_Model):
+    source: Literal["recording", "livekit"]
+    modalities: list[str] = Field(description="Modalities this session can measure.")
+    window_s: float
+    sample_fps: float
+    reporting: Literal["room", "participant"]
+
+
+class Moment(_Model):
+    kind: Literal["engagement_peak", "engagement_dip", "sentiment_shift"]
+    media_time: MediaTime
+    value: float
+    description: str
+
+
+class SessionSummaryData(_Model):
+    duration_s: float
+    windows: int
+    engagement: Unit = Field(description="Mean room engagement over the session")
+    engagement_trend: Unit = Field(description="Slope of room engagement per minute, whole session")
+    valence: Unit
+    valence_timeline: list[Unit] = Field(description="Room valence per window, in order")
+    engagement_timeline: list[Unit]
+    speaking_shares: dict[str, float]
+    turns: dict[str, int]
+    moments: list[Moment]
+    participants: dict[str, dict[str, Unit]] = Field(
+        default_factory=dict, description="Per-person means, when the reporting level allows it."
+    )
+    dropped: dict[str, int] = Field(
+        default_factory=dict, description="Items not analysed, by reason (counts only)."
+    )
+
+
+class Event(_Model):
+    id: str
+    type: EventType
+    version: int = SCHEMA_VERSION
+    session_id: str
+    seq: int = Field(ge=0, description="Per session, gap-free from 0.")
+    emitted_at: datetime
+    media_time: MediaTime
+    data: (
+        EngagementWindowData
+        | TurnsWindowData
+        | SentimentShiftData
+        | SessionStartedData
+        | SessionSummaryData
+    )
+    models: dict[str, str] = Field(description="Which model produced each modality's numbers.")
+    notice: str = NOTICE
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=False)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def json_schema() -> dict[str, Any]:
+    return Event.model_json_schema()
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2)

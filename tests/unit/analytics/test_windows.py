@@ -1,0 +1,104 @@
+import math
+
+import pytest
+
+from rapport.analytics.windows import FrameSummary, WindowAggregator, evenness, slope_per_minute
+from rapport.config import Settings, WindowSettings
+from rapport.frames import SpeechSegment, TextScore
+
+
+def _settings(seconds: float = 5.0) -> Settings:
+    return Settings(window=WindowSettings(seconds=seconds))
+
+
+def _frame(t: float, who: str | None = "ann", faces: int = 1, valence: float = 0.5) -> FrameSummary:
+    return FrameSummary(
+        who,
+        t,
+        faces,
+        1.0 if faces else 0.0,
+        valence if faces else None,
+        0.2 if faces else None,
+        0.6 if faces else None,
+    )
+
+
+def test_windows_close_in_order_only_once_the_watermark_passes() -> None:
+    agg = WindowAggregator(_settings())
+    for i in range(24):  # 6 s at 4 fps
+        agg.add_frame(_frame(i / 4))
+    assert agg.advance(4.9) == []
+    closed = agg.advance(6.0)
+    assert [(w.index, w.start, w.end) for w in closed] == [(0, 0.0, 5.0)]
+    assert closed[0].participants["ann"].faces == pytest.approx(1.0)
+    rest = agg.flush(6.0)
+    assert [(w.index, w.end) for w in rest] == [(1, 6.0)]
+
+
+def test_items_for_a_closed_window_are_counted_late_not_reemitted() -> None:
+    agg = WindowAggregator(_settings())
+    agg.add_frame(_frame(1.0))
+    agg.advance(5.0)
+    agg.add_frame(_frame(2.0))
+    assert agg.late == 1
+    assert [w.index for w in agg.flush(7.0)] == [1]
+
+
+def test_missing_face_modality_leaves_fusion_to_the_others() -> None:
+    agg = WindowAggregator(_settings())
+    for i in range(20):
+        agg.add_frame(_frame(i / 4, faces=0))  # camera on, nobody in view
+    agg.add_text(TextScore("ann", 1.0, 3.0, valence=-0.6, arousal=0.1, confidence=0.9))
+    [w] = agg.flush(5.0)
+    r = w.participants["ann"]
+    assert r.affect.valence == pytest.approx(-0.6)  # not pulled toward 0 by an imputed face
+    assert "face" not in r.affect.modalities
+    assert r.engagement.attention == 0.0
+
+
+def test_speech_spanning_windows_is_split_and_turns_counted_at_start() -> None:
+    agg = WindowAggregator(_settings())
+    agg.add_speech(SpeechSegment("ann", 3.0, 7.0, arousal=0.4, confidence=1.0))
+    agg.add_speech(SpeechSegment("bob", 7.5, 9.0, arousal=None, confidence=0.0))
+    agg.add_speech(SpeechSegment("ann", 9.2, 9.8, arousal=None, confidence=0.0))
+    w0, w1 = agg.flush(10.0)
+    assert w0.participants["ann"].speaking_share == pytest.approx(2 / 5)
+    assert w0.participants["ann"].turns == 1
+    assert w1.participants["ann"].speaking_share == pytest.approx((2 + 0.6) / 5)
+    assert w1.participants["ann"].turns == 1  # ann again after bob spoke: a new turn
+    assert w1.participants["bob"].turns == 1
+    assert w1.silence_share == pytest.approx(1 - (2 + 1.5 + 0.6) / 5)
+    assert w1.evenness is not None and 0 < w1.evenness < 1
+
+
+def test_open_speech_counts_in_windows_it_spans_before_the_vad_closes_it() -> None:
+    agg = WindowAggregator(_settings())
+    agg.set_open_speech("ann", 2.0)
+    [w0] = agg.advance(5.0)
+    assert w0.participants["ann"].speaking_share == pytest.approx(3 / 5)
+    agg.add_speech(SpeechSegment("ann", 2.0, 6.0, arousal=None, confidence=0.0))
+    [w1] = agg.flush(10.0)
+    assert w1.participants["ann"].speaking_share == pytest.approx(1 / 5)
+
+
+def test_room_camera_frames_count_at_room_level_only() -> None:
+    agg = WindowAggregator(_settings())
+    for i in range(20):
+        agg.add_frame(_frame(i / 4, who=None, faces=3))
+    [w] = agg.flush(5.0)
+    assert w.participants == {}
+    assert w.room_faces == pytest.approx(3.0)
+
+
+def test_evenness_and_slope() -> None:
+    assert evenness({"a": 0.3, "b": 0.3}) == pytest.approx(1.0)
+    assert evenness({"a": 0.5, "b": 0.0}) == pytest.approx(0.0)
+    assert evenness({"a": 0.5}) is None
+    assert slope_per_minute([0, 30, 60], [0.2, 0.35, 0.5]) == pytest.approx(0.3)
+    assert slope_per_minute([5], [0.4]) is None
+    assert math.isclose(slope_per_minute([5, 10], [0.5, 0.5]) or 0.0, 0.0)
+
+
+def test_window_below_one_second_is_refused() -> None:
+    with pytest.raises(ValueError):
+        WindowSettings(seconds=0.5)
