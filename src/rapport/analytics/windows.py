@@ -17,7 +17,7 @@ from rapport.fusion.engagement import Engagement, EngagementInputs, EngagementSc
 from rapport.fusion.late_fusion import FusedAffect, Modality, ModalityEstimate, fuse
 
 TURN_GAP_S = 1.0
-"""A person's speech after this much of their own silence (or after someone else spoke) is a new turn."""
+"""Speech after this much of one's own silence, or after someone else spoke, starts a new turn."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -188,7 +188,7 @@ class WindowAggregator:
                 acc.voice_weight += weight
 
     def set_open_speech(self, participant: str, since: float | None) -> None:
-        """Speech in progress (not yet closed by the VAD) counts as speaking time in closed windows."""
+        """Speech still open in the VAD counts as speaking time in the windows it spans."""
         if since is None:
             self._open_speech.pop(participant, None)
         else:

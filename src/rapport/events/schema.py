@@ -1,7 +1,7 @@
 """The event envelope and payloads: the only shapes that leave the process.
 
-One envelope for every channel (JSONL file, WebSocket, webhook). Payloads are aggregates over a media
-time range; none carries a frame, audio, a transcript line, a face crop or a per-frame label.
+One envelope for every channel (JSONL file, WebSocket, webhook). Payloads are aggregates over a
+media time range; none carries a frame, audio, a transcript line, a face crop or a per-frame label.
 """
 
 from __future__ import annotations
