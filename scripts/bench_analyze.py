@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Real-time factor and peak memory of `rapport analyze` on generated 640x360 recordings.
+
+    .venv/bin/python scripts/bench_analyze.py [--duration 60] [--faces 1 4] [--fps 4]
+
+Each case runs in its own process so peak RSS is its own. Speech-to-text is measured separately
+(its own real-time factor), since a transcript is given to the analysis cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _one(recording: Path, transcript: Path, fps: float, out_dir: Path) -> dict[str, float]:
+    from rapport.analyze import analyze
+    from rapport.config import load_settings
+    from rapport.pack import OfflinePack
+    from rapport.taps.file import probe
+
+    os.environ["RAPPORT_VIDEO__SAMPLE_FPS"] = str(fps)
+    settings = load_settings()
+    pack = OfflinePack(settings)
+    duration = probe(recording).duration_s
+    t0 = time.perf_counter()
+    result = analyze(
+        recording,
+        settings=settings,
+        pack=pack,
+        out=out_dir / "events.jsonl",
+        summary_path=None,
+        transcript=transcript,
+        stt=False,
+    )
+    wall = time.perf_counter() - t0
+    return {
+        "media_s": duration,
+        "wall_s": wall,
+        "rtf": duration / wall,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "faces_per_frame": result.counts["faces"] / max(1, result.counts["frames"]),
+        "events": result.events,
+    }
+
+
+def _stt(recording: Path) -> dict[str, float]:
+    import numpy as np
+
+    from rapport.frames import AudioChunk
+    from rapport.perception.speech_to_text import SpeechToText
+    from rapport.taps.file import read_recording
+
+    audio = [
+        item.samples
+        for item in read_recording(recording, participant="p", sample_fps=1, max_side=64)
+        if isinstance(item, AudioChunk)
+    ]
+    samples = np.concatenate(audio)
+    stt = SpeechToText()
+    t0 = time.perf_counter()
+    step = 16_000 * 5
+    for i in range(0, len(samples), step):
+        stt.transcribe("p", i / 16_000, samples[i : i + step])
+    wall = time.perf_counter() - t0
+    return {"media_s": len(samples) / 16_000, "wall_s": wall, "rtf": len(samples) / 16_000 / wall}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--faces", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--fps", type=float, default=4.0)
+    ap.add_argument(
+        "--one", nargs=3, metavar=("RECORDING", "TRANSCRIPT", "OUT"), help=argparse.SUPPRESS
+    )
+    ap.add_argument("--stt-only", metavar="RECORDING", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        rec, tr, out = (Path(p) for p in args.one)
+        print(json.dumps(_one(rec, tr, args.fps, out)))
+        return 0
+    if args.stt_only:
+        print(json.dumps(_stt(Path(args.stt_only))))
+        return 0
+
+    from rapport.samples import make_recording
+
+    console = Console()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for n in args.faces:
+            console.print(f"generating {args.duration:.0f} s 640x360 recording with {n} face(s)...")
+            rec = make_recording(
+                d / f"faces{n}.mp4",
+                duration_s=args.duration,
+                faces=n,
+                transcript=d / f"faces{n}.vtt",
+            )
+            assert rec.transcript is not None
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--fps",
+                    str(args.fps),
+                    "--one",
+                    str(rec.path),
+                    str(rec.transcript),
+                    str(d),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            rows.append((f"analyze, {n} face(s), transcript given", json.loads(res.stdout)))
+        res = subprocess.run(
+            [sys.executable, __file__, "--stt-only", str(d / f"faces{args.faces[0]}.mp4")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(("speech-to-text (pocketsphinx) alone", json.loads(res.stdout)))
+
+    table = Table(title=f"rapport analyze, 640x360, {args.fps:g} fps sampling")
+    for col in ("case", "media s", "wall s", "x real time", "peak MiB", "faces/frame"):
+        table.add_column(col, justify="right" if col != "case" else "left")
+    for name, r in rows:
+        table.add_row(
+            name,
+            f"{r['media_s']:.1f}",
+            f"{r['wall_s']:.2f}",
+            f"{r['rtf']:.1f}",
+            f"{r['peak_mib']:.0f}" if "peak_mib" in r else "-",
+            f"{r['faces_per_frame']:.2f}" if "faces_per_frame" in r else "-",
+        )
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
