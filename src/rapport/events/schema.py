@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rapport import NOTICE
 
@@ -143,8 +143,24 @@ class Event(_Model):
     models: dict[str, str] = Field(description="Which model produced each modality's numbers.")
     notice: str = NOTICE
 
+    @model_validator(mode="after")
+    def _data_matches_type(self) -> Event:
+        expected = _DATA_TYPES[self.type]
+        if not isinstance(self.data, expected):
+            raise ValueError(f"{self.type} events carry {expected.__name__}")
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=False)
+
+
+_DATA_TYPES: dict[EventType, type[_Model]] = {
+    EventType.SESSION_STARTED: SessionStartedData,
+    EventType.ENGAGEMENT_WINDOW: EngagementWindowData,
+    EventType.TURNS_WINDOW: TurnsWindowData,
+    EventType.SENTIMENT_SHIFT: SentimentShiftData,
+    EventType.SESSION_SUMMARY: SessionSummaryData,
+}
 
 
 def now() -> datetime:
