@@ -71,12 +71,23 @@ class RuntimeSettings(_Section):
     inter_op_threads: int = Field(1, ge=1)
 
 
+def default_models_dir() -> Path:
+    """`models/` of the source checkout rapport runs from, else the user's cache."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "models"
+    return Path.home() / ".cache" / "rapport" / "models"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAPPORT_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    models_dir: Path = Field(Path("models"), description="Where `rapport models fetch` writes.")
+    models_dir: Path = Field(
+        default_factory=lambda: default_models_dir(),
+        description="Where `rapport models fetch` writes and models load from.",
+    )
     video: VideoSettings = VideoSettings()
     faces: FaceSettings = FaceSettings()
     smoothing: SmoothingSettings = SmoothingSettings()

@@ -1,0 +1,128 @@
+"""Analysing one recording: a file tap feeding a Session, events to JSONL, a summary to JSON."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapport.analytics.payloads import Reporting
+from rapport.config import Settings
+from rapport.errors import MediaError
+from rapport.events.bus import EventBus, JsonlFile, write_atomically
+from rapport.events.schema import Event
+from rapport.frames import Utterance, VideoFrame
+from rapport.pack import OfflinePack
+from rapport.session import Session
+from rapport.taps.file import MediaInfo, probe, read_recording
+from rapport.taps.transcript import load_transcript
+
+Progress = Callable[[float], None]
+"""Called with the media time reached, in seconds."""
+
+
+@dataclass(slots=True)
+class AnalysisResult:
+    session_id: str
+    summary: Event
+    """The session.summary event: the summary with the models that produced it."""
+    models: dict[str, str]
+    notes: list[str]
+    events: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Plan:
+    """What will be analysed, decided before any model runs (so bad input fails first)."""
+
+    info: MediaInfo
+    utterances: list[Utterance]
+    modalities: list[str]
+    transcribe: bool
+    notes: list[str]
+
+
+def plan(recording: Path, transcript: Path | None, participant: str, stt: bool) -> Plan:
+    info = probe(recording)
+    utterances = load_transcript(transcript, default_participant=participant) if transcript else []
+    notes: list[str] = []
+    modalities: list[str] = []
+    if info.has_video:
+        modalities.append("face")
+    else:
+        notes.append("no video stream: analysing voice (and text) only")
+    if info.has_audio:
+        modalities.append("voice")
+    else:
+        notes.append("no audio stream: analysing video only")
+    transcribe = not utterances and info.has_audio and stt
+    if utterances or transcribe:
+        modalities.append("text")
+    if transcribe:
+        notes.append("no transcript: transcribing speech with pocketsphinx")
+    if not modalities:
+        raise MediaError(f"{recording}: nothing to analyse")
+    return Plan(info, utterances, modalities, transcribe, notes)
+
+
+def analyze(
+    recording: Path,
+    *,
+    settings: Settings,
+    pack: OfflinePack,
+    out: Path,
+    summary_path: Path | None,
+    transcript: Path | None = None,
+    participant: str = "participant",
+    reporting: Reporting = "participant",
+    stt: bool = True,
+    progress: Progress | None = None,
+    extra_sinks: list[Callable[[Event], None]] | None = None,
+) -> AnalysisResult:
+    p = plan(recording, transcript, participant, stt)
+    speakers = tuple(sorted({u.participant for u in p.utterances}))
+    # One named speaker owns the stream; several make the camera a shared room camera.
+    owner = speakers[0] if len(speakers) == 1 else (None if speakers else participant)
+    models = pack.model_names(p.modalities, transcribed=p.transcribe)
+    session_id = f"ses_{uuid.uuid4().hex[:24]}"
+    count = 0
+
+    def counted(_: Event) -> None:
+        nonlocal count
+        count += 1
+
+    with JsonlFile(out) as sink:
+        bus = EventBus(session_id, models, [sink, counted, *(extra_sinks or [])])
+        session = Session(
+            settings=settings,
+            pack=pack,
+            bus=bus,
+            owner=owner,
+            speakers=speakers,
+            reporting=reporting,
+            transcribe=p.transcribe,
+        )
+        session.start(source="recording", modalities=p.modalities)
+        for utterance in p.utterances:
+            session.push_utterance(utterance)
+        stream = owner or "room-camera"
+        for item in read_recording(
+            recording,
+            participant=stream,
+            sample_fps=settings.video.sample_fps,
+            max_side=settings.video.max_side,
+        ):
+            if isinstance(item, VideoFrame):
+                session.push_video(item)
+                t = item.t
+            else:
+                session.push_audio(item)
+                t = item.end
+            if progress is not None:
+                progress(t)
+        summary = session.finish(p.info.duration_s)
+    if summary_path is not None:
+        write_atomically(summary_path, summary.model_dump_json(indent=2) + "\n")
+    return AnalysisResult(session_id, summary, models, p.notes, count, dict(session.counts))

@@ -1,0 +1,186 @@
+"""`rapport ...` commands. Every failure the user can cause ends in one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rapport import NOTICE, __version__
+from rapport.config import Settings, load_settings
+from rapport.errors import RapportError
+
+EXIT_USAGE = 2
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="rapport",
+        description="Aggregate engagement and sentiment signals for video calls. " + NOTICE,
+    )
+    ap.add_argument("--version", action="version", version=f"rapport {__version__}")
+    ap.add_argument("--config", type=Path, help="YAML settings (default: $RAPPORT_CONFIG or none)")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="analyse a recording into aggregate events")
+    a.add_argument("recording", type=Path)
+    a.add_argument("--transcript", type=Path, help="WebVTT, SRT or JSONL transcript")
+    a.add_argument("--out", type=Path, help="events JSONL (default: RECORDING.events.jsonl here)")
+    a.add_argument("--summary", type=Path, help="summary JSON (default: RECORDING.summary.json)")
+    a.add_argument("--participant", default="participant", help="who the recording shows")
+    a.add_argument(
+        "--reporting",
+        choices=["participant", "room"],
+        default="participant",
+        help="per-participant blocks (self-coaching) or room aggregates only",
+    )
+    a.add_argument("--no-stt", action="store_true", help="do not transcribe when no transcript")
+    a.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+
+    d = sub.add_parser("demo", help="generate a sample recording and analyse it")
+    d.add_argument("--dir", type=Path, default=Path("demo-out"), help="where to write (demo-out)")
+    d.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("schema", help="print the JSON Schema of every event")
+
+    m = sub.add_parser("models", help="manage the model pack")
+    msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    f = msub.add_parser("fetch", help="download and convert the offline pack into models/")
+    f.add_argument("--force", action="store_true", help="fetch again even if present")
+    msub.add_parser("list", help="show the models present and whether they verify")
+    return ap
+
+
+@contextmanager
+def _progress(total: float, enabled: bool) -> Iterator[Progress | None]:
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("analysing"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        yield bar
+
+
+def _analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from rapport.analyze import analyze, plan
+    from rapport.pack import OfflinePack
+    from rapport.report import print_summary
+
+    recording: Path = args.recording
+    stem = recording.name.split(".")[0] or "recording"
+    out_path: Path = args.out or Path(f"{stem}.events.jsonl")
+    summary_path: Path = args.summary or Path(f"{stem}.summary.json")
+    info = plan(recording, args.transcript, args.participant, not args.no_stt).info
+    pack = OfflinePack(settings)
+    with _progress(info.duration_s, not args.quiet) as bar:
+        task = bar.add_task("analyse", total=info.duration_s) if bar else None
+
+        def tick(t: float) -> None:
+            if bar is not None and task is not None:
+                bar.update(task, completed=min(t, info.duration_s))
+
+        result = analyze(
+            recording,
+            settings=settings,
+            pack=pack,
+            out=out_path,
+            summary_path=summary_path,
+            transcript=args.transcript,
+            participant=args.participant,
+            reporting=args.reporting,
+            stt=not args.no_stt,
+            progress=tick,
+        )
+    for note in result.notes:
+        print(f"rapport: note: {note}", file=sys.stderr)
+    if not args.quiet:
+        print_summary(out, result)
+    out.print(f"events: {out_path} ({result.events})  summary: {summary_path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from rapport.samples import make_recording
+
+    directory: Path = args.dir
+    directory.mkdir(parents=True, exist_ok=True)
+    err.print("generating a 20 s sample recording (a face, synthetic speech, a transcript)...")
+    rec = make_recording(
+        directory / "sample.mp4", transcript=directory / "sample.vtt", speaker="presenter"
+    )
+    ns = argparse.Namespace(
+        recording=rec.path,
+        transcript=rec.transcript,
+        out=directory / "sample.events.jsonl",
+        summary=directory / "sample.summary.json",
+        participant="presenter",
+        reporting="participant",
+        no_stt=False,
+        quiet=args.quiet,
+    )
+    return _analyze(ns, settings)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from rapport.inference.fetch import OFFLINE_PACK, fetch_offline_pack
+    from rapport.inference.registry import load_model_dir
+
+    if args.models_command == "fetch":
+        manifests = fetch_offline_pack(
+            settings.models_dir, force=args.force, on_step=lambda s: err.print(s)
+        )
+        for m in manifests:
+            out.print(f"{m.name}: ok ({m.source.package}=={m.source.version})")
+        return 0
+    status = 0
+    for asset in OFFLINE_PACK:
+        try:
+            load_model_dir(settings.models_dir, asset.name)
+            out.print(f"{asset.name}: ok")
+        except RapportError as e:
+            out.print(f"{asset.name}: {e}")
+            status = 1
+    return status
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "analyze":
+            return _analyze(args, settings)
+        if args.command == "demo":
+            return _demo(args, settings)
+        if args.command == "models":
+            return _models(args, settings)
+        from rapport.events.schema import schema_text
+
+        out.print_json(schema_text()) if out.is_terminal else print(schema_text())
+        return 0
+    except RapportError as e:
+        print(f"rapport: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rapport: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
