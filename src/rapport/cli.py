@@ -1,4 +1,4 @@
-"""`rapport ...` commands. Every failure the user can cause ends in one line on stderr and exit 2."""
+"""`rapport ...` commands. A failure the user can cause ends in one line on stderr and exit 2."""
 
 from __future__ import annotations
 

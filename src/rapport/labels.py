@@ -1,7 +1,7 @@
 """The one label space every head maps into, and its valence/arousal table.
 
-Valence and arousal follow Russell's circumplex; the coordinates per class are the centroids commonly
-used for the FER categories (rounded), so they are coarse by design: they order expressions sensibly
+Valence and arousal follow Russell's circumplex; the coordinates per class are rounded centroids
+commonly used for the FER categories, so they are coarse by design: they order expressions sensibly
 (happy > neutral > sad on valence; surprise, fear, angry high on arousal), nothing finer.
 """
 

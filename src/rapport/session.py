@@ -167,8 +167,8 @@ class Session:
         for c in self._audio:
             if c.end <= start or c.t >= end:
                 continue
-            lo = max(0, int(round((start - c.t) * SAMPLE_RATE)))
-            hi = min(len(c.samples), int(round((end - c.t) * SAMPLE_RATE)))
+            lo = max(0, round((start - c.t) * SAMPLE_RATE))
+            hi = min(len(c.samples), round((end - c.t) * SAMPLE_RATE))
             parts.append(c.samples[lo:hi])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
