@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from rapport.config import load_settings
+from rapport.errors import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_defaults_load() -> None:
+    s = load_settings(REPO / "configs" / "default.yaml")
+    assert s.window.seconds == 5 and s.video.sample_fps == 4
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_WINDOW__SECONDS", "10")
+    assert load_settings(REPO / "configs" / "default.yaml").window.seconds == 10
+
+
+@pytest.mark.parametrize(
+    ("yaml", "words"),
+    [
+        ("window:\n  seconds: 0.5\n", "window.seconds"),
+        ("smoothing:\n  switch_on: 0.3\n  switch_off: 0.4\n", "switch_off"),
+        ("video:\n  sample_fbs: 4\n", "video.sample_fbs"),
+        ("- a list\n", "mapping"),
+        ("window: [\n", "config"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path: Path, yaml: str, words: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml)
+    with pytest.raises(InputError, match=words) as e:
+        load_settings(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"nope\.yaml"):
+        load_settings(tmp_path / "nope.yaml")
