@@ -14,7 +14,7 @@ from rapport.events.bus import EventBus, JsonlFile, write_atomically
 from rapport.events.schema import Event
 from rapport.frames import Utterance, VideoFrame
 from rapport.pack import OfflinePack
-from rapport.session import Session
+from rapport.session import ROOM_STREAM, Session
 from rapport.taps.file import MediaInfo, probe, read_recording
 from rapport.taps.transcript import load_transcript
 
@@ -107,7 +107,7 @@ def analyze(
         session.start(source="recording", modalities=p.modalities)
         for utterance in p.utterances:
             session.push_utterance(utterance)
-        stream = owner or "room-camera"
+        stream = owner or ROOM_STREAM
         for item in read_recording(
             recording,
             participant=stream,

@@ -6,6 +6,7 @@ fusion, engagement) -> events. The session never reaches back into a tap.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -28,6 +29,12 @@ from rapport.fusion.smoothing import ExpressionSmoother
 from rapport.labels import NEUTRAL_INDEX
 from rapport.pack import OfflinePack
 from rapport.perception.faces import FaceTracker
+
+ROOM_STREAM = "room"
+"""Stream name of a shared room camera/microphone that belongs to no one participant."""
+
+ATTRIBUTE_S = 1.5
+"""Speech up to this far from a transcript cue is attributed to that cue's speaker."""
 
 AUDIO_MEMORY_S = 30.0
 """Audio kept in memory for speech-to-text of the segment just closed; never written anywhere."""
@@ -63,11 +70,12 @@ class Session:
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._video: dict[str, _VideoStream] = {}
-        self._vad = pack.voice_activity(owner or "room")
+        self._vad = pack.voice_activity(owner or ROOM_STREAM)
         self._audio: deque[AudioChunk] = deque()
         self._utterances: list[Utterance] = []
         self._speakers = speakers
         self._stt = pack.speech_to_text() if transcribe else None
+        self._open_speaker: str | None = None
         self._video_t: float | None = None
         self._audio_t: float | None = None
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
@@ -133,7 +141,7 @@ class Session:
         self._remember(chunk)
         for segment in self._vad.push(chunk):
             self._on_speech(segment)
-        self._windows.set_open_speech(self._attribute(chunk.end, chunk.end), self._vad.open_since)
+        self._track_open_speech(chunk.end)
         self._audio_t = chunk.end
         self._advance()
 
@@ -172,29 +180,58 @@ class Session:
             parts.append(c.samples[lo:hi])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
+    def _track_open_speech(self, now: float) -> None:
+        since = self._vad.open_since
+        who = self._attribute(since, now) if since is not None else None
+        if self._open_speaker is not None and self._open_speaker != who:
+            self._windows.set_open_speech(self._open_speaker, None)
+        if who is not None:
+            self._windows.set_open_speech(who, since)
+        self._open_speaker = who
+
     def _attribute(self, start: float, end: float) -> str:
         """Who spoke during [start, end): the transcript's speaker with the most overlap when it
         names several, else the stream's owner."""
         if len(self._speakers) < 2:
-            return self._owner or "room"
-        best, best_overlap = self._owner or "room", 0.0
+            return self._owner or ROOM_STREAM
+        # Most overlap wins; speech outside every cue goes to the nearest cue within ATTRIBUTE_S.
+        best, best_score = self._owner or ROOM_STREAM, -ATTRIBUTE_S
         for u in self._utterances:
-            overlap = min(end, u.end) - max(start, u.start)
-            if overlap > best_overlap:
-                best, best_overlap = u.participant, overlap
+            score = min(end, u.end) - max(start, u.start)
+            if score > best_score:
+                best, best_score = u.participant, score
         return best
 
+    def _split(self, segment: SpeechSegment) -> list[SpeechSegment]:
+        """One VAD segment may hold several speakers' cues: cut it at cue boundaries and give each
+        piece to its speaker (adjacent pieces of one speaker stay one piece)."""
+        if len(self._speakers) < 2:
+            return [SpeechSegment(self._owner or ROOM_STREAM, *_rest(segment))]
+        cuts = sorted(
+            {segment.start, segment.end}
+            | {
+                t
+                for u in self._utterances
+                for t in (u.start, u.end)
+                if segment.start < t < segment.end
+            }
+        )
+        pieces: list[SpeechSegment] = []
+        for a, b in itertools.pairwise(cuts):
+            who = self._attribute(a, b)
+            if pieces and pieces[-1].participant == who:
+                last = pieces.pop()
+                a = last.start
+            pieces.append(SpeechSegment(who, a, b, segment.arousal, segment.confidence))
+        return pieces
+
     def _on_speech(self, segment: SpeechSegment) -> None:
-        participant = self._attribute(segment.start, segment.end)
-        if participant != segment.participant:
-            segment = SpeechSegment(
-                participant, segment.start, segment.end, segment.arousal, segment.confidence
-            )
         self.counts["speech_segments"] += 1
-        self._windows.add_speech(segment)
+        for piece in self._split(segment):
+            self._windows.add_speech(piece)
         if self._stt is not None:
             samples = self._segment_audio(segment.start, segment.end)
-            utterance = self._stt.transcribe(participant, segment.start, samples)
+            utterance = self._stt.transcribe(self._owner or ROOM_STREAM, segment.start, samples)
             if utterance is not None:
                 self.push_utterance(utterance)
 
@@ -231,6 +268,10 @@ class Session:
                 ),
             )
             self._summary.add_shift(w.start, w.end, shift)
+
+
+def _rest(s: SpeechSegment) -> tuple[float, float, float | None, float]:
+    return s.start, s.end, s.arousal, s.confidence
 
 
 def _mean(values: list[float]) -> float | None:

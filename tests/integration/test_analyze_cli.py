@@ -76,7 +76,10 @@ def test_analyze_emits_the_full_contract(run_cli: Any, talk: Recording, tmp_path
         assert 0.0 <= data["room"]["engagement"] <= 1.0
         assert data["room"]["faces"] == pytest.approx(1.0, abs=0.3)
     turns = [e for e in events if e.type == EventType.TURNS_WINDOW]
-    assert sum(sum(e.model_dump()["data"]["turns"].values()) for e in turns) >= 3
+    assert sum(sum(e.model_dump()["data"]["turns"].values()) for e in turns) >= 1
+    spoken = sum(u.end - u.start for u in talk.speech)
+    said = sum(e.model_dump()["data"]["speaking_shares"]["presenter"] * 5.0 for e in turns)
+    assert said == pytest.approx(spoken, rel=0.25)
     s = Event.model_validate_json(summary.read_text())
     assert isinstance(s.data, SessionSummaryData)
     assert s.data.windows == len(windows)
@@ -119,6 +122,44 @@ def test_voice_only_recording_is_analysed_without_faces(
     assert max(shares) > 0.2
 
 
+def test_transcript_speakers_split_voice_turns_and_balance(
+    run_cli: Any, talk: Recording, tmp_path: Path
+) -> None:
+    transcript = tmp_path / "two.jsonl"
+    transcript.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "start": u.start,
+                    "end": u.end,
+                    "text": u.text,
+                    "speaker": "alice" if i % 2 == 0 else "bob",
+                }
+            )
+            + "\n"
+            for i, u in enumerate(talk.speech)
+        )
+    )
+    out, summary = tmp_path / "e.jsonl", tmp_path / "s.json"
+    r = run_cli(
+        "analyze", talk.path, "--transcript", transcript, "--out", out, "--summary", summary
+    )
+    assert r.code == 0, r.stderr
+    s = Event.model_validate_json(summary.read_text()).data
+    assert isinstance(s, SessionSummaryData)
+    assert set(s.turns) == {"alice", "bob"}
+    assert s.turns["alice"] >= 2 and s.turns["bob"] >= 2
+    assert s.speaking_shares["alice"] > 0.1 and s.speaking_shares["bob"] > 0.1
+    evenness = [
+        e.model_dump()["data"]["evenness"] for e in _events(out) if e.type == "turns.window"
+    ]
+    assert max(v for v in evenness if v is not None) > 0.5
+    # the video is a shared room camera now: its faces are counted for the room, not a speaker
+    windows = [e.model_dump()["data"] for e in _events(out) if e.type == "engagement.window"]
+    assert all(w["room"]["faces"] > 0.5 for w in windows)
+    assert all(p["faces"] == 0 for w in windows for p in w["participants"].values())
+
+
 def test_room_reporting_leaves_people_out(run_cli: Any, talk: Recording, tmp_path: Path) -> None:
     out = tmp_path / "e.jsonl"
     r = run_cli(
@@ -143,7 +184,7 @@ def test_room_reporting_leaves_people_out(run_cli: Any, talk: Recording, tmp_pat
 
 def _bad_inputs(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:
     return {
-        "missing": (tmp / "nope.mp4", "does not exist"),
+        "missing": (tmp / "nope.mp4", "no such file"),
         "directory": (tmp, "directory"),
         "text file": (not_media(tmp / "notes.mp4"), "not"),
         "random bytes": (random_bytes(tmp / "noise.mp4"), "not"),

@@ -175,9 +175,10 @@ class WindowAggregator:
         self._last_speech = (p, seg.end)
         self._last_end[p] = seg.end
         if new_turn:
-            win = self._window(int(seg.start // self._w))
-            if win is not None:
-                win.acc(p).turns += 1
+            # A turn the VAD reports after its window closed counts in the first open window.
+            win = self._window(max(int(seg.start // self._w), self._next_index))
+            assert win is not None
+            win.acc(p).turns += 1
         for win, overlap in self._spans(seg.start, seg.end):
             acc = win.acc(p)
             acc.speech_s += overlap
