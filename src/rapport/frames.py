@@ -88,30 +88,6 @@ class Expression:
 
 
 @dataclass(slots=True, frozen=True)
-class FaceSample:
-    """One tracked face's slot at one sampled frame.
-
-    `expression` and `frontal` are None when the track is alive but its face was not found in this
-    frame: a gap, never a guess.
-    """
-
-    participant: str
-    t: float
-    track_id: int
-    expression: Expression | None
-    frontal: float | None
-
-
-@dataclass(slots=True, frozen=True)
-class FrameFaces:
-    """Everything the face head saw in one sampled frame of one participant."""
-
-    participant: str
-    t: float
-    faces: tuple[FaceSample, ...]
-
-
-@dataclass(slots=True, frozen=True)
 class SpeechSegment:
     """A stretch of voice activity with its prosodic arousal estimate."""
 
