@@ -9,7 +9,10 @@ MAX_PEAKS = 3
 
 
 def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) -> list[Moment]:
-    """The highest windows (up to MAX_PEAKS) and the lowest, when engagement varied at all."""
+    """Up to MAX_PEAKS highest stretches and the lowest window, when engagement varied at all.
+
+    Adjacent top windows are one stretch (one moment spanning them), not several moments.
+    """
     scored = [(w.room_engagement, w) for w in windows if w.room_engagement is not None]
     if len(scored) < 2:
         return []
@@ -17,18 +20,19 @@ def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) ->
     if max(values) - min(values) < min_spread:
         return []
     mean = sum(values) / len(values)
-    ranked = sorted(scored, key=lambda vw: vw[0], reverse=True)
-    moments = [
-        Moment(
-            kind="engagement_peak",
-            media_time=MediaTime(start=w.start, end=w.end),
-            value=round(v, 4),
-            description=f"room engagement {v:.2f} (session mean {mean:.2f})",
-        )
-        for v, w in ranked[:MAX_PEAKS]
-        if v > mean
-    ]
-    low_v, low_w = ranked[-1]
+    top = {w.index for v, w in sorted(scored, key=lambda vw: vw[0], reverse=True)[:MAX_PEAKS]}
+    moments: list[Moment] = []
+    stretch: list[tuple[float, WindowResult]] = []
+    for v, w in [*scored, (None, None)]:
+        if w is not None and v is not None and w.index in top and v > mean:
+            if stretch and stretch[-1][1].index != w.index - 1:
+                moments.append(_peak(stretch, mean))
+                stretch = []
+            stretch.append((v, w))
+        elif stretch:
+            moments.append(_peak(stretch, mean))
+            stretch = []
+    low_v, low_w = min(scored, key=lambda vw: vw[0])
     moments.append(
         Moment(
             kind="engagement_dip",
@@ -38,3 +42,13 @@ def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) ->
         )
     )
     return moments
+
+
+def _peak(stretch: list[tuple[float, WindowResult]], mean: float) -> Moment:
+    best = max(v for v, _ in stretch)
+    return Moment(
+        kind="engagement_peak",
+        media_time=MediaTime(start=stretch[0][1].start, end=stretch[-1][1].end),
+        value=round(best, 4),
+        description=f"room engagement up to {best:.2f} (session mean {mean:.2f})",
+    )
