@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rapport.analytics.payloads import Reporting
 from rapport.config import Settings
-from rapport.errors import MediaError
+from rapport.errors import MediaError, TranscriptError
 from rapport.events.bus import EventBus, JsonlFile, write_atomically
 from rapport.events.schema import Event
 from rapport.frames import Utterance, VideoFrame
@@ -46,8 +46,18 @@ class Plan:
 
 def plan(recording: Path, transcript: Path | None, participant: str, stt: bool) -> Plan:
     info = probe(recording)
-    utterances = load_transcript(transcript, default_participant=participant) if transcript else []
     notes: list[str] = []
+    utterances: list[Utterance] = []
+    if transcript is not None:
+        utterances = load_transcript(transcript, default_participant=participant)
+        utterances, outside = _within(utterances, info.duration_s)
+        if not utterances:
+            raise TranscriptError(
+                f"transcript {transcript}: no cue falls within the recording's "
+                f"{info.duration_s:.1f} s"
+            )
+        if outside:
+            notes.append(f"{outside} transcript cue(s) past the end of the media ignored or cut")
     modalities: list[str] = []
     if info.has_video:
         modalities.append("face")
@@ -65,6 +75,16 @@ def plan(recording: Path, transcript: Path | None, participant: str, stt: bool) 
     if not modalities:
         raise MediaError(f"{recording}: nothing to analyse")
     return Plan(info, utterances, modalities, transcribe, notes)
+
+
+def _within(utterances: list[Utterance], duration: float) -> tuple[list[Utterance], int]:
+    """Cues clipped to [0, duration]; also how many were cut or dropped."""
+    kept = [
+        u if u.end <= duration else Utterance(u.participant, u.start, duration, u.text)
+        for u in utterances
+        if u.start < duration
+    ]
+    return kept, sum(1 for u in utterances if u.end > duration)
 
 
 def analyze(
@@ -103,6 +123,7 @@ def analyze(
             speakers=speakers,
             reporting=reporting,
             transcribe=p.transcribe,
+            duration_s=p.info.duration_s,
         )
         session.start(source="recording", modalities=p.modalities)
         for utterance in p.utterances:

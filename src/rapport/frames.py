@@ -111,3 +111,19 @@ class TextScore:
     """-1..1"""
     confidence: float
     """0..1"""
+
+
+@dataclass(slots=True, frozen=True)
+class FrameSummary:
+    """What one sampled video frame of a stream says, reduced over its faces (stays in-process)."""
+
+    participant: str | None
+    """The person the stream belongs to; None for a shared room camera (room-level only)."""
+    t: float
+    faces: int
+    attention: float
+    """Max frontal score over the faces present; 0 when none is present."""
+    valence: float | None
+    arousal: float | None
+    expressiveness: float | None
+    """Mean of 1 - smoothed p(neutral) over the faces present."""

@@ -23,9 +23,17 @@ class OfflinePack:
         self.expressions = ExpressionClassifier(settings.models_dir, settings.runtime)
         self.text = TextSentiment()
 
-    def voice_activity(self, participant: str) -> VoiceActivity:
+    def voice_activity(
+        self, participant: str, *, max_speech_s: float, prosody: bool = True
+    ) -> VoiceActivity:
         """A fresh VAD stream (it is stateful) for one participant's audio."""
-        return VoiceActivity(self._settings.models_dir, self._settings.runtime, participant)
+        return VoiceActivity(
+            self._settings.models_dir,
+            self._settings.runtime,
+            participant,
+            max_speech_s=max_speech_s,
+            prosody=prosody,
+        )
 
     @cached_property
     def _stt(self) -> SpeechToText:

@@ -2,48 +2,41 @@
 
 Data flows one way: tap -> heads (faces, voice, language) -> per-face smoothing -> windows (late
 fusion, engagement) -> events. The session never reaches back into a tap.
+
+A window closes when every input is final up to its end: the last video frame, and the audio up to
+the start of any speech segment still open in the VAD (its turn, speaking time, prosody and
+transcription all land in the window where it began). Segments are cut at the window length, so
+speech delays a window by at most one window.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
-from rapport.analytics.payloads import Reporting, engagement_window, turns_window
+from rapport.analytics.payloads import Pseudonyms, Reporting, engagement_window, turns_window
 from rapport.analytics.shifts import SentimentShiftDetector
 from rapport.analytics.summary import SummaryBuilder
-from rapport.analytics.windows import FrameSummary, WindowAggregator, WindowResult, slope_per_minute
+from rapport.analytics.windows import WindowAggregator, WindowResult, slope_per_minute
 from rapport.config import Settings
 from rapport.events.bus import EventBus
-from rapport.events.schema import (
-    Event,
-    EventType,
-    SentimentShiftData,
-    SessionStartedData,
-)
+from rapport.events.schema import Event, EventType, SentimentShiftData, SessionStartedData
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, VideoFrame
-from rapport.fusion.smoothing import ExpressionSmoother
-from rapport.labels import NEUTRAL_INDEX
 from rapport.pack import OfflinePack
-from rapport.perception.faces import FaceTracker
+from rapport.perception import prosody
+from rapport.perception.face_stream import FaceStream
+from rapport.speakers import SpeakerAttribution
 
 ROOM_STREAM = "room"
 """Stream name of a shared room camera/microphone that belongs to no one participant."""
 
-ATTRIBUTE_S = 1.5
-"""Speech up to this far from a transcript cue is attributed to that cue's speaker."""
-
 AUDIO_MEMORY_S = 30.0
-"""Audio kept in memory for speech-to-text of the segment just closed; never written anywhere."""
+"""Audio kept in memory for the segment being closed (prosody, speech-to-text); never stored."""
 
-
-@dataclass(slots=True)
-class _VideoStream:
-    tracker: FaceTracker
-    smoothers: dict[int, ExpressionSmoother] = field(default_factory=dict)
+STALE_S = 2.0
+"""A stream this far behind the others (it ended, or a camera went off) stops holding windows."""
 
 
 class Session:
@@ -57,27 +50,38 @@ class Session:
         speakers: tuple[str, ...] = (),
         reporting: Reporting = "participant",
         transcribe: bool = False,
+        duration_s: float | None = None,
     ) -> None:
-        """`owner` is the person the media stream belongs to (None for a shared room camera);
-        `speakers`, when the transcript names two or more, takes voice attribution from it."""
+        """`owner` is the person the media belongs to (None for a shared room camera and mic);
+        `speakers`, when the transcript names two or more, takes voice attribution from it;
+        `duration_s`, when known (a recording), lets a short tail join the last window."""
         self._settings = settings
         self._pack = pack
         self._bus = bus
         self._owner = owner
         self._reporting: Reporting = reporting
-        self._windows = WindowAggregator(settings)
-        self._summary = SummaryBuilder(reporting)
+        self._windows = WindowAggregator(settings, duration_s)
+        self._names = Pseudonyms()
+        for p in sorted({*speakers, *([owner] if owner else [])}):
+            self._windows.register(p)
+            self._names(p)
+        self._summary = SummaryBuilder(reporting, self._names)
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
-        self._video: dict[str, _VideoStream] = {}
-        self._vad = pack.voice_activity(owner or ROOM_STREAM)
+        self._faces: dict[str, FaceStream] = {}
+        self._speakers = SpeakerAttribution(owner, speakers)
+        # A shared mic's prosody is scored per attributed speaker, against their own baseline.
+        self._vad = pack.voice_activity(
+            owner or ROOM_STREAM,
+            max_speech_s=settings.window.seconds,
+            prosody=not self._speakers.multi,
+        )
+        self._baselines: dict[str, prosody.ArousalBaseline] = {}
         self._audio: deque[AudioChunk] = deque()
-        self._utterances: list[Utterance] = []
-        self._speakers = speakers
         self._stt = pack.speech_to_text() if transcribe else None
-        self._open_speaker: str | None = None
-        self._video_t: float | None = None
-        self._audio_t: float | None = None
+        # (progress, watermark) per stream: how far it has arrived, and up to where it is final.
+        self._video_t: tuple[float, float] | None = None
+        self._audio_t: tuple[float, float] | None = None
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
 
     def start(self, *, source: str, modalities: list[str]) -> None:
@@ -97,56 +101,33 @@ class Session:
     # -- inputs ---------------------------------------------------------------------------------
 
     def push_video(self, frame: VideoFrame) -> None:
-        stream = self._video.get(frame.participant)
+        stream = self._faces.get(frame.participant)
         if stream is None:
-            faces = self._settings.faces
-            stream = _VideoStream(FaceTracker(faces.track_iou, faces.track_gap_s))
-            self._video[frame.participant] = stream
-        detections = self._pack.detector.detect(frame.rgb)
-        update = stream.tracker.update(frame.t, detections)
-        for track_id in update.ended:
-            stream.smoothers.pop(track_id, None)
-        present = [(tid, d) for tid, d in update.slots if d is not None]
-        expressions = self._pack.expressions.classify(frame.rgb, [d.box for _, d in present])
-        valence: list[float] = []
-        arousal: list[float] = []
-        expressive: list[float] = []
-        for (track_id, _), expression in zip(present, expressions, strict=True):
-            smoother = stream.smoothers.get(track_id)
-            if smoother is None:
-                smoother = ExpressionSmoother.from_settings(self._settings.smoothing)
-                stream.smoothers[track_id] = smoother
-            smoothed = smoother.update(expression)
-            if smoothed is not None:
-                valence.append(smoothed.valence)
-                arousal.append(smoothed.arousal)
-                expressive.append(1.0 - smoothed.probs[NEUTRAL_INDEX])
-        self.counts["frames"] += 1
-        self.counts["faces"] += len(present)
-        self._windows.add_frame(
-            FrameSummary(
-                participant=self._owner,
-                t=frame.t,
-                faces=len(present),
-                attention=max((d.frontal for _, d in present), default=0.0),
-                valence=_mean(valence),
-                arousal=_mean(arousal),
-                expressiveness=_mean(expressive),
+            stream = self._faces[frame.participant] = FaceStream(
+                self._pack.detector,
+                self._pack.expressions,
+                self._settings.faces,
+                self._settings.smoothing,
+                self._owner,
             )
-        )
-        self._video_t = frame.t + 1.0 / self._settings.video.sample_fps
+        summary = stream.process(frame)
+        self.counts["frames"] += 1
+        self.counts["faces"] += summary.faces
+        self._windows.add_frame(summary)
+        t = frame.t + 1.0 / self._settings.video.sample_fps
+        self._video_t = (t, t)
         self._advance()
 
     def push_audio(self, chunk: AudioChunk) -> None:
         self._remember(chunk)
         for segment in self._vad.push(chunk):
             self._on_speech(segment)
-        self._track_open_speech(chunk.end)
-        self._audio_t = chunk.end
+        pending = self._vad.pending_since
+        self._audio_t = (chunk.end, chunk.end if pending is None else min(chunk.end, pending))
         self._advance()
 
     def push_utterance(self, utterance: Utterance) -> None:
-        self._utterances.append(utterance)
+        self._speakers.add(utterance)
         self._windows.add_text(self._pack.text.score(utterance))
         self.counts["texts"] += 1
 
@@ -160,7 +141,8 @@ class Session:
         summary = self._summary.build(duration_s, {"late_items": self._windows.late})
         event = self._bus.emit(EventType.SESSION_SUMMARY, 0.0, duration_s, summary)
         self._audio.clear()
-        self._video.clear()
+        self._faces.clear()
+        self._baselines.clear()
         return event
 
     # -- internals --------------------------------------------------------------------------------
@@ -170,7 +152,7 @@ class Session:
         while self._audio and chunk.end - self._audio[0].end > AUDIO_MEMORY_S:
             self._audio.popleft()
 
-    def _segment_audio(self, start: float, end: float) -> np.ndarray:
+    def _samples(self, start: float, end: float) -> NDArray[np.float32]:
         parts = []
         for c in self._audio:
             if c.end <= start or c.t >= end:
@@ -180,79 +162,52 @@ class Session:
             parts.append(c.samples[lo:hi])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    def _track_open_speech(self, now: float) -> None:
-        since = self._vad.open_since
-        who = self._attribute(since, now) if since is not None else None
-        if self._open_speaker is not None and self._open_speaker != who:
-            self._windows.set_open_speech(self._open_speaker, None)
-        if who is not None:
-            self._windows.set_open_speech(who, since)
-        self._open_speaker = who
-
-    def _attribute(self, start: float, end: float) -> str:
-        """Who spoke during [start, end): the transcript's speaker with the most overlap when it
-        names several, else the stream's owner."""
-        if len(self._speakers) < 2:
-            return self._owner or ROOM_STREAM
-        # Most overlap wins; speech outside every cue goes to the nearest cue within ATTRIBUTE_S.
-        best, best_score = self._owner or ROOM_STREAM, -ATTRIBUTE_S
-        for u in self._utterances:
-            score = min(end, u.end) - max(start, u.start)
-            if score > best_score:
-                best, best_score = u.participant, score
-        return best
-
-    def _split(self, segment: SpeechSegment) -> list[SpeechSegment]:
-        """One VAD segment may hold several speakers' cues: cut it at cue boundaries and give each
-        piece to its speaker (adjacent pieces of one speaker stay one piece)."""
-        if len(self._speakers) < 2:
-            return [SpeechSegment(self._owner or ROOM_STREAM, *_rest(segment))]
-        cuts = sorted(
-            {segment.start, segment.end}
-            | {
-                t
-                for u in self._utterances
-                for t in (u.start, u.end)
-                if segment.start < t < segment.end
-            }
-        )
-        pieces: list[SpeechSegment] = []
-        for a, b in itertools.pairwise(cuts):
-            who = self._attribute(a, b)
-            if pieces and pieces[-1].participant == who:
-                last = pieces.pop()
-                a = last.start
-            pieces.append(SpeechSegment(who, a, b, segment.arousal, segment.confidence))
-        return pieces
-
     def _on_speech(self, segment: SpeechSegment) -> None:
         self.counts["speech_segments"] += 1
-        for piece in self._split(segment):
-            self._windows.add_speech(piece)
+        for who, start, end in self._speakers.split(segment.start, segment.end):
+            if who is None:
+                self._windows.add_room_speech(start, end)
+                continue
+            arousal, confidence = segment.arousal, segment.confidence
+            if self._speakers.multi:
+                arousal, confidence = self._speaker_arousal(who, start, end)
+            self._windows.add_speech(SpeechSegment(who, start, end, arousal, confidence))
         if self._stt is not None:
-            samples = self._segment_audio(segment.start, segment.end)
-            utterance = self._stt.transcribe(self._owner or ROOM_STREAM, segment.start, samples)
+            samples = self._samples(segment.start, segment.end)
+            utterance = self._stt.transcribe(segment.participant, segment.start, samples)
             if utterance is not None:
                 self.push_utterance(utterance)
 
+    def _speaker_arousal(self, who: str, start: float, end: float) -> tuple[float | None, float]:
+        features = prosody.measure(self._samples(start, end))
+        if features is None:
+            return None, 0.0
+        return self._baselines.setdefault(who, prosody.ArousalBaseline()).score(features)
+
     def _advance(self) -> None:
-        marks = [t for t in (self._video_t, self._audio_t) if t is not None]
-        if not marks:
+        streams = [s for s in (self._video_t, self._audio_t) if s is not None]
+        if not streams:
             return
-        for result in self._windows.advance(min(marks)):
+        # A stream far behind the newest has ended (or paused): it no longer holds windows back.
+        newest = max(progress for progress, _ in streams)
+        watermark = min(mark for progress, mark in streams if progress >= newest - STALE_S)
+        for result in self._windows.advance(watermark):
             self._emit_window(result)
 
     def _emit_window(self, w: WindowResult) -> None:
+        trend = None
         if w.room_engagement is not None:
-            self._trend.append((w.end, w.room_engagement))
-        trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
+            self._trend.append(((w.start + w.end) / 2, w.room_engagement))
+            trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
         self._bus.emit(
             EventType.ENGAGEMENT_WINDOW,
             w.start,
             w.end,
             engagement_window(w, trend, self._reporting),
         )
-        self._bus.emit(EventType.TURNS_WINDOW, w.start, w.end, turns_window(w, self._reporting))
+        self._bus.emit(
+            EventType.TURNS_WINDOW, w.start, w.end, turns_window(w, self._reporting, self._names)
+        )
         self._summary.add_window(w)
         shift = self._shifts.update(w.room_valence)
         if shift is not None:
@@ -268,11 +223,3 @@ class Session:
                 ),
             )
             self._summary.add_shift(w.start, w.end, shift)
-
-
-def _rest(s: SpeechSegment) -> tuple[float, float, float | None, float]:
-    return s.start, s.end, s.arousal, s.confidence
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None

@@ -39,3 +39,7 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, yaml: str, words: str) -> 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nope\.yaml"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_shipped_yaml_lists_exactly_the_built_in_defaults() -> None:
+    assert load_settings(REPO / "configs" / "default.yaml") == load_settings(None)

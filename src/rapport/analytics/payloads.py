@@ -53,20 +53,27 @@ def engagement_window(
     return EngagementWindowData(room=room, participants=participants)
 
 
-def turns_window(w: WindowResult, reporting: Reporting) -> TurnsWindowData:
-    # Room-only reporting still shows the balance, but not who holds which share.
-    named = reporting == "participant"
-    shares = {
-        (p if named else f"speaker-{i + 1}"): round(r.speaking_share, 4)
-        for i, (p, r) in enumerate(w.participants.items())
-    }
-    turns = {
-        (p if named else f"speaker-{i + 1}"): r.turns
-        for i, (p, r) in enumerate(w.participants.items())
-    }
+class Pseudonyms:
+    """Stable stand-in names (speaker-1, speaker-2, ...) for one session, in order of first sight,
+    so room-level reporting can show the balance without saying who holds which share."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    def __call__(self, participant: str) -> str:
+        name = self._names.get(participant)
+        if name is None:
+            name = self._names[participant] = f"speaker-{len(self._names) + 1}"
+        return name
+
+
+def turns_window(w: WindowResult, reporting: Reporting, names: Pseudonyms) -> TurnsWindowData:
+    def key(p: str) -> str:
+        return p if reporting == "participant" else names(p)
+
     return TurnsWindowData(
-        speaking_shares=shares,
-        turns=turns,
+        speaking_shares={key(p): round(r.speaking_share, 4) for p, r in w.participants.items()},
+        turns={key(p): r.turns for p, r in w.participants.items()},
         silence_share=round(w.silence_share, 4),
         evenness=_r(w.evenness),
     )

@@ -1,24 +1,32 @@
-"""End-of-session summary, accumulated window by window (nothing per frame is kept)."""
+"""End-of-session summary, accumulated window by window (nothing per frame is kept).
+
+Means are weighted by window length (the last window may be longer than the rest), and the trend is
+a least-squares slope over window midpoints.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 from rapport.analytics.moments import engagement_moments
-from rapport.analytics.payloads import Reporting
+from rapport.analytics.payloads import Pseudonyms, Reporting
 from rapport.analytics.shifts import Shift
 from rapport.analytics.windows import WindowResult, slope_per_minute
 from rapport.events.schema import MediaTime, Moment, SessionSummaryData
 
+Weighted = list[tuple[float, float]]
+"""(value, weight) pairs."""
+
 
 class SummaryBuilder:
-    def __init__(self, reporting: Reporting) -> None:
+    def __init__(self, reporting: Reporting, names: Pseudonyms) -> None:
         self._reporting = reporting
+        self._names = names
         self._windows: list[WindowResult] = []
         self._shift_moments: list[Moment] = []
         self._speech_s: dict[str, float] = defaultdict(float)
         self._turns: dict[str, int] = defaultdict(int)
-        self._per_person: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self._per_person: dict[str, dict[str, Weighted]] = defaultdict(lambda: defaultdict(list))
 
     def add_window(self, w: WindowResult) -> None:
         # Only window aggregates are kept: a few numbers per window of media.
@@ -28,11 +36,15 @@ class SummaryBuilder:
             self._speech_s[p] += r.speaking_share * length
             self._turns[p] += r.turns
             stats = self._per_person[p]
-            stats["engagement"].append(r.engagement.score)
-            if r.affect.valence is not None:
-                stats["valence"].append(r.affect.valence)
-            if r.engagement.attention is not None:
-                stats["attention"].append(r.engagement.attention)
+            for key, value in (
+                ("engagement", r.engagement.score),
+                ("attention", r.engagement.attention),
+                ("expressiveness", r.engagement.expressiveness),
+                ("valence", r.affect.valence),
+                ("arousal", r.affect.arousal),
+            ):
+                if value is not None:
+                    stats[key].append((value, length))
 
     def add_shift(self, start: float, end: float, shift: Shift) -> None:
         direction = "up" if shift.delta > 0 else "down"
@@ -48,11 +60,14 @@ class SummaryBuilder:
 
     def build(self, duration_s: float, dropped: dict[str, int]) -> SessionSummaryData:
         ws = self._windows
-        eng = [w.room_engagement for w in ws]
-        val = [w.room_valence for w in ws]
-        known = [(w.end, e) for w, e in zip(ws, eng, strict=True) if e is not None]
+        eng = [(w.room_engagement, w) for w in ws]
+        val = [(w.room_valence, w) for w in ws]
+        known = [((w.start + w.end) / 2, e) for e, w in eng if e is not None]
         named = self._reporting == "participant"
-        keys = {p: (p if named else f"speaker-{i + 1}") for i, p in enumerate(sorted(self._turns))}
+
+        def key(p: str) -> str:
+            return p if named else self._names(p)
+
         moments = sorted(
             engagement_moments(ws) + self._shift_moments, key=lambda m: m.media_time.start
         )
@@ -64,16 +79,16 @@ class SummaryBuilder:
         return SessionSummaryData(
             duration_s=round(duration_s, 3),
             windows=len(ws),
-            engagement=_mean([e for e in eng if e is not None]),
+            engagement=_mean([(e, w.end - w.start) for e, w in eng if e is not None]),
             engagement_trend=_round(slope_per_minute([t for t, _ in known], [e for _, e in known])),
-            valence=_mean([v for v in val if v is not None]),
-            valence_timeline=[_round(v) for v in val],
-            engagement_timeline=[_round(e) for e in eng],
+            valence=_mean([(v, w.end - w.start) for v, w in val if v is not None]),
+            valence_timeline=[_round(v) for v, _ in val],
+            engagement_timeline=[_round(e) for e, _ in eng],
             speaking_shares={
-                keys[p]: round(s / duration_s, 4) if duration_s > 0 else 0.0
+                key(p): round(s / duration_s, 4) if duration_s > 0 else 0.0
                 for p, s in sorted(self._speech_s.items())
             },
-            turns={keys[p]: n for p, n in sorted(self._turns.items())},
+            turns={key(p): n for p, n in sorted(self._turns.items())},
             moments=moments,
             participants=participants,
             dropped={k: v for k, v in sorted(dropped.items()) if v},
@@ -84,5 +99,6 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
+def _mean(pairs: Weighted) -> float | None:
+    total = sum(w for _, w in pairs)
+    return round(sum(v * w for v, w in pairs) / total, 4) if total > 0 else None

@@ -1,8 +1,12 @@
 """Rolls per-frame, per-segment and per-utterance observations into fixed media-time windows.
 
-A window [k*w, (k+1)*w) closes once the stream's watermark (the media time up to which every input
-has been seen) passes its end. Observations arriving for a window already closed are counted as late
-and dropped, never re-emitted.
+A window [k*w, (k+1)*w) closes once the watermark (the media time up to which every input is final)
+passes its end. Observations arriving for a window already closed are counted as late and dropped,
+never re-emitted. When the media's duration is known, a tail shorter than max(1 s, w/2) is joined to
+the last window instead of standing alone.
+
+Participants registered up front (a stream's owner, a transcript's speakers) appear in every window,
+silent or not. Faces of a shared room camera (frames with no participant) count for the room only.
 """
 
 from __future__ import annotations
@@ -12,28 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rapport.config import Settings
-from rapport.frames import SpeechSegment, TextScore
+from rapport.frames import FrameSummary, SpeechSegment, TextScore
 from rapport.fusion.engagement import Engagement, EngagementInputs, EngagementScorer
 from rapport.fusion.late_fusion import FusedAffect, Modality, ModalityEstimate, fuse
 
+_CAMERA = "\x00room-camera"  # scorer key of a shared camera; cannot clash with a participant id
+
 TURN_GAP_S = 1.0
 """Speech after this much of one's own silence, or after someone else spoke, starts a new turn."""
-
-
-@dataclass(slots=True, frozen=True)
-class FrameSummary:
-    """What one sampled video frame of a stream says, reduced over its faces (stays in-process)."""
-
-    participant: str | None
-    """The person the stream belongs to; None for a shared room camera (room-level only)."""
-    t: float
-    faces: int
-    attention: float
-    """Max frontal score over the faces present; 0 when none is present."""
-    valence: float | None
-    arousal: float | None
-    expressiveness: float | None
-    """Mean of 1 - smoothed p(neutral) over the faces present."""
 
 
 @dataclass(slots=True)
@@ -113,6 +103,8 @@ class _Window:
     end: float
     accs: dict[str, _Acc] = field(default_factory=dict)
     room: _Acc = field(default_factory=_Acc)
+    camera: _Acc = field(default_factory=_Acc)
+    """Frames of a shared room camera, which belong to no one participant."""
     speech_union: list[tuple[float, float]] = field(default_factory=list)
 
     def acc(self, participant: str) -> _Acc:
@@ -120,24 +112,39 @@ class _Window:
 
 
 class WindowAggregator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, duration: float | None = None) -> None:
         self._w = settings.window.seconds
+        self._duration = duration
+        self._min_tail = max(1.0, self._w / 2)
         self._engagement_settings = settings.engagement
         self._windows: dict[int, _Window] = {}
         self._next_index = 0
+        self._known: dict[str, None] = {}
         self._scorers: dict[str, EngagementScorer] = {}
-        self._open_speech: dict[str, float] = {}
-        self._last_speech: tuple[str, float] | None = None
+        self._last_speaker: str | None = None
         self._last_end: dict[str, float] = {}
         self.late = 0
+
+    def register(self, participant: str) -> None:
+        """Make `participant` part of every window from now on, even when silent and unseen."""
+        self._known.setdefault(participant, None)
 
     @property
     def window_s(self) -> float:
         return self._w
 
+    def _last_index(self) -> int | None:
+        """Index of the last window when the duration is known (the tail joins it)."""
+        if self._duration is None:
+            return None
+        return max(0, int((self._duration - self._min_tail) // self._w))
+
     def _window(self, index: int) -> _Window | None:
         if index < self._next_index:
             return None
+        last = self._last_index()
+        if last is not None:
+            index = min(index, last)
         win = self._windows.get(index)
         if win is None:
             win = _Window(index, index * self._w, (index + 1) * self._w)
@@ -146,12 +153,19 @@ class WindowAggregator:
 
     def _spans(self, start: float, end: float) -> Iterable[tuple[_Window, float]]:
         """Windows overlapping [start, end) with the overlap in seconds."""
+        if self._duration is not None:
+            end = min(end, self._duration)
         first, last = int(start // self._w), int(max(start, end - 1e-9) // self._w)
+        last_index = self._last_index()
+        if last_index is not None:
+            first, last = min(first, last_index), min(last, last_index)
         for k in range(first, last + 1):
             win = self._window(k)
             if win is None:
-                continue  # already closed: counted there as open speech, or too late
-            overlap = min(end, win.end) - max(start, win.start)
+                self.late += 1
+                continue
+            win_end = self._duration if k == last_index and self._duration else win.end
+            overlap = min(end, win_end) - max(start, win.start)
             if overlap > 0 or start == end:
                 yield win, max(0.0, overlap)
 
@@ -161,24 +175,24 @@ class WindowAggregator:
             self.late += 1
             return
         win.room.add_frame(f)
-        if f.participant is not None:
+        if f.participant is None:
+            win.camera.add_frame(f)
+        else:
             win.acc(f.participant).add_frame(f)
 
     def add_speech(self, seg: SpeechSegment) -> None:
         p = seg.participant
-        self._open_speech.pop(p, None)
         new_turn = (
-            self._last_speech is None
-            or self._last_speech[0] != p
-            or seg.start - self._last_end.get(p, -math.inf) > TURN_GAP_S
+            self._last_speaker != p or seg.start - self._last_end.get(p, -math.inf) > TURN_GAP_S
         )
-        self._last_speech = (p, seg.end)
+        self._last_speaker = p
         self._last_end[p] = seg.end
         if new_turn:
-            # A turn the VAD reports after its window closed counts in the first open window.
-            win = self._window(max(int(seg.start // self._w), self._next_index))
-            assert win is not None
-            win.acc(p).turns += 1
+            win = self._window(int(seg.start // self._w))
+            if win is None:
+                self.late += 1
+            else:
+                win.acc(p).turns += 1
         for win, overlap in self._spans(seg.start, seg.end):
             acc = win.acc(p)
             acc.speech_s += overlap
@@ -188,12 +202,10 @@ class WindowAggregator:
                 acc.voice_arousal += seg.arousal * weight
                 acc.voice_weight += weight
 
-    def set_open_speech(self, participant: str, since: float | None) -> None:
-        """Speech still open in the VAD counts as speaking time in the windows it spans."""
-        if since is None:
-            self._open_speech.pop(participant, None)
-        else:
-            self._open_speech[participant] = since
+    def add_room_speech(self, start: float, end: float) -> None:
+        """Speech no participant can be credited with: it only makes the room less silent."""
+        for win, _ in self._spans(start, end):
+            win.speech_union.append((max(start, win.start), min(end, win.end)))
 
     def add_text(self, score: TextScore) -> None:
         duration = max(score.end - score.start, 1e-3)
@@ -208,7 +220,10 @@ class WindowAggregator:
     def advance(self, watermark: float) -> list[WindowResult]:
         """Close, in order, every window whose end is at or before `watermark`."""
         out: list[WindowResult] = []
+        last = self._last_index()
         while (self._next_index + 1) * self._w <= watermark + 1e-9:
+            if last is not None and self._next_index >= last:
+                break  # the last window takes the tail: flush() closes it
             out.append(self._close(self._next_index, self._next_index * self._w + self._w))
         return out
 
@@ -223,21 +238,24 @@ class WindowAggregator:
         win = self._windows.pop(index, None) or _Window(index, index * self._w, end)
         win.end = end
         self._next_index = index + 1
-        for p, since in self._open_speech.items():
-            lo = max(since, win.start)
-            if lo < end:
-                win.acc(p).speech_s += end - lo
-                win.speech_union.append((lo, end))
-            self._open_speech[p] = max(since, end)
+        for p in self._known:
+            win.acc(p)
         length = max(end - win.start, 1e-6)
         present = len(win.accs)
         results: dict[str, ParticipantResult] = {}
         for p, acc in sorted(win.accs.items()):
             results[p] = self._participant(p, acc, end, length, present)
-        scores = [r.engagement.score for r in results.values()]
-        valences = [r.affect.valence for r in results.values() if r.affect.valence is not None]
-        arousals = [r.affect.arousal for r in results.values() if r.affect.arousal is not None]
         shares = {p: r.speaking_share for p, r in results.items()}
+        contributors = list(results.values())
+        if win.camera.frames:
+            # The shared camera is scored like one more member of the room: its attention and
+            # expressiveness, and the room's overall speech as its participation.
+            win.camera.speech_s = _union_length(win.speech_union)
+            win.camera.turns = sum(r.turns for r in results.values())
+            contributors.append(self._participant(_CAMERA, win.camera, end, length, 1))
+        scores = [r.engagement.score for r in contributors]
+        valences = [r.affect.valence for r in contributors if r.affect.valence is not None]
+        arousals = [r.affect.arousal for r in contributors if r.affect.arousal is not None]
         return WindowResult(
             index=index,
             start=win.start,

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from rapport.config import RuntimeSettings
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment
-from rapport.perception import prosody
+from rapport.perception import prosody as _prosody
 from rapport.perception.vad import WINDOW, WINDOW_S, SileroVad
 
 _GAP_S = 0.1
@@ -39,7 +39,9 @@ class VoiceActivity:
         min_speech_s: float = 0.25,
         min_silence_s: float = 0.3,
         max_speech_s: float = 20.0,
+        prosody: bool = True,
     ) -> None:
+        """`prosody=False` leaves arousal to the caller (e.g. per speaker of a shared mic)."""
         if not 0.0 < off < on < 1.0:
             raise ValueError(f"need 0 < off < on < 1, got on={on} off={off}")
         if min_speech_s < 0 or min_silence_s < 0 or max_speech_s <= max(min_speech_s, WINDOW_S):
@@ -50,7 +52,7 @@ class VoiceActivity:
         self._min_silence = max(1, round(min_silence_s / WINDOW_S))
         self._max_speech = round(max_speech_s / WINDOW_S)
         self._vad = SileroVad.load(models_dir, runtime)
-        self._baseline = prosody.ArousalBaseline()
+        self._baseline = _prosody.ArousalBaseline() if prosody else None
         self.speech_seconds = 0.0
         """Total duration of the segments emitted so far."""
         self._t0: float | None = None  # media time of the stream's first sample
@@ -65,9 +67,11 @@ class VoiceActivity:
         return "silero-vad+prosody"
 
     @property
-    def open_since(self) -> float | None:
-        """Start of the segment still open, once it is long enough to be kept; else None."""
-        if self._start is None or self._t0 is None or self._done - self._start < self._min_speech:
+    def pending_since(self) -> float | None:
+        """Start of the segment open now, even one still too short to be kept; else None.
+
+        Nothing before this time can change any more, so it bounds the stream's watermark."""
+        if self._start is None or self._t0 is None:
             return None
         return self._t0 + self._start * WINDOW_S
 
@@ -149,8 +153,9 @@ class VoiceActivity:
             t_end = min(t_end, end_t)
         arousal: float | None = None
         confidence = 0.0
-        features = prosody.measure(np.concatenate(audio)[: n * WINDOW])
-        if features is not None:
-            arousal, confidence = self._baseline.score(features)
+        if self._baseline is not None:
+            features = _prosody.measure(np.concatenate(audio)[: n * WINDOW])
+            if features is not None:
+                arousal, confidence = self._baseline.score(features)
         self.speech_seconds += t_end - t_start
         return [SpeechSegment(self.participant, t_start, t_end, arousal, confidence)]

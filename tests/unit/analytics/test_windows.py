@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from rapport.analytics.windows import FrameSummary, WindowAggregator, evenness, slope_per_minute
+from rapport.analytics.windows import WindowAggregator, evenness, slope_per_minute
 from rapport.config import Settings, WindowSettings
-from rapport.frames import SpeechSegment, TextScore
+from rapport.frames import FrameSummary, SpeechSegment, TextScore
 
 
 def _settings(seconds: float = 5.0) -> Settings:
@@ -71,23 +71,59 @@ def test_speech_spanning_windows_is_split_and_turns_counted_at_start() -> None:
     assert w1.evenness is not None and 0 < w1.evenness < 1
 
 
-def test_open_speech_counts_in_windows_it_spans_before_the_vad_closes_it() -> None:
+def test_registered_participants_appear_silent_and_unseen() -> None:
     agg = WindowAggregator(_settings())
-    agg.set_open_speech("ann", 2.0)
-    [w0] = agg.advance(5.0)
-    assert w0.participants["ann"].speaking_share == pytest.approx(3 / 5)
-    agg.add_speech(SpeechSegment("ann", 2.0, 6.0, arousal=None, confidence=0.0))
-    [w1] = agg.flush(10.0)
-    assert w1.participants["ann"].speaking_share == pytest.approx(1 / 5)
-
-
-def test_room_camera_frames_count_at_room_level_only() -> None:
-    agg = WindowAggregator(_settings())
-    for i in range(20):
-        agg.add_frame(_frame(i / 4, who=None, faces=3))
+    agg.register("ann")
+    agg.register("bob")
+    agg.add_speech(SpeechSegment("ann", 1.0, 4.0, arousal=None, confidence=0.0))
     [w] = agg.flush(5.0)
-    assert w.participants == {}
+    assert set(w.participants) == {"ann", "bob"}
+    assert w.participants["bob"].speaking_share == 0.0
+    assert w.evenness == pytest.approx(0.0)  # one of two people holds the floor
+    # share 0.6 is above a fair 0.5 (capped at 1), one turn of two: 0.8 * 1 + 0.2 * 0.5
+    assert w.participants["ann"].engagement.participation == pytest.approx(0.9)
+
+
+def test_short_tail_joins_the_last_window_when_the_duration_is_known() -> None:
+    agg = WindowAggregator(_settings(), duration=11.5)
+    for i in range(46):
+        agg.add_frame(_frame(i / 4))
+    assert [w.end for w in agg.advance(11.5)] == [5.0]  # the last window waits for the tail
+    [last] = agg.flush(11.5)
+    assert (last.start, last.end) == (5.0, 11.5)
+    assert last.participants["ann"].faces == pytest.approx(1.0)
+    agg2 = WindowAggregator(_settings(), duration=13.0)
+    assert [(w.start, w.end) for w in agg2.flush(13.0)] == [(0, 5), (5, 10), (10, 13)]
+
+
+def test_text_far_past_the_duration_stays_bounded() -> None:
+    agg = WindowAggregator(_settings(), duration=12.0)
+    agg.add_text(TextScore("ann", 1.0, 1e12, valence=0.5, arousal=0.1, confidence=0.9))
+    assert len(agg.flush(12.0)) == 2
+
+
+def test_unattributed_speech_only_fills_the_silence() -> None:
+    agg = WindowAggregator(_settings())
+    agg.register("ann")
+    agg.add_room_speech(1.0, 3.0)
+    [w] = agg.flush(5.0)
+    assert w.silence_share == pytest.approx(0.6)
+    assert set(w.participants) == {"ann"}
+    assert w.participants["ann"].speaking_share == 0.0
+
+
+def test_room_camera_frames_count_for_the_room_not_a_person() -> None:
+    agg = WindowAggregator(_settings())
+    agg.register("ann")
+    for i in range(20):
+        agg.add_frame(_frame(i / 4, who=None, faces=3, valence=0.6))
+    [w] = agg.flush(5.0)
+    assert set(w.participants) == {"ann"}
+    assert w.participants["ann"].faces == 0.0
     assert w.room_faces == pytest.approx(3.0)
+    assert w.room_valence == pytest.approx(0.6)  # the camera's faces, ann has no valence
+    assert w.room_engagement is not None
+    assert w.room_engagement > w.participants["ann"].engagement.score
 
 
 def test_evenness_and_slope() -> None:

@@ -191,18 +191,28 @@ def test_missing_model_is_a_model_error(tmp_path: Path):
         VoiceActivity(tmp_path, RuntimeSettings(), "p1")
 
 
-def test_open_since_reports_speech_still_in_progress(
+def test_pending_since_reports_speech_still_in_progress(
     say: Say, make_vad: Callable[..., VoiceActivity]
 ):
     audio, spans = timeline(1.0, say(A), 1.0)
     va = make_vad()
     assert va.push(AudioChunk("p1", 0.0, audio[:SAMPLE_RATE])) == []
-    assert va.open_since is None
+    assert va.pending_since is None
     mid = round((spans[0][0] + 1.0) * SAMPLE_RATE)
     assert va.push(AudioChunk("p1", 1.0, audio[SAMPLE_RATE:mid])) == []
-    since = va.open_since
+    since = va.pending_since
     assert since == pytest.approx(spans[0][0], abs=0.3)
     (seg,) = va.push(AudioChunk("p1", mid / SAMPLE_RATE, audio[mid:]))
     assert seg.start == since
-    assert va.open_since is None
+    assert va.pending_since is None
     assert va.flush() == []
+
+
+def test_without_prosody_segments_carry_no_arousal(
+    say: Say, make_vad: Callable[..., VoiceActivity]
+):
+    audio, spans = timeline(0.5, say(A), 0.5, say(A), 0.5)
+    va = make_vad(prosody=False)
+    segments = va.push(AudioChunk("p1", 0.0, audio)) + va.flush()
+    assert len(segments) == len(spans)
+    assert all(s.arousal is None and s.confidence == 0.0 for s in segments)

@@ -1,0 +1,71 @@
+"""The face head over one video stream: detect, track, classify, smooth, reduce to one summary.
+
+Per-face results never leave this module: a frame comes out as counts and means over its faces.
+"""
+
+from __future__ import annotations
+
+from rapport.config import FaceSettings, SmoothingSettings
+from rapport.frames import FrameSummary, VideoFrame
+from rapport.fusion.smoothing import ExpressionSmoother
+from rapport.labels import NEUTRAL_INDEX
+from rapport.perception.face_expression import ExpressionClassifier
+from rapport.perception.faces import FaceDetector, FaceTracker
+
+
+class FaceStream:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        classifier: ExpressionClassifier,
+        faces: FaceSettings,
+        smoothing: SmoothingSettings,
+        owner: str | None,
+    ) -> None:
+        """`owner`: the participant this stream shows, or None for a shared room camera."""
+        self._detector = detector
+        self._classifier = classifier
+        self._smoothing = smoothing
+        self._owner = owner
+        self._tracker = FaceTracker(faces.track_iou, faces.track_gap_s)
+        # A track's smoother outlives gaps shorter than track_gap_s: a returning face resumes it.
+        self._smoothers: dict[int, ExpressionSmoother] = {}
+
+    def process(self, frame: VideoFrame) -> FrameSummary:
+        update = self._tracker.update(frame.t, self._detector.detect(frame.rgb))
+        for track_id in update.ended:
+            del self._smoothers[track_id]
+        present = [(tid, d) for tid, d in update.slots if d is not None]
+        expressions = self._classifier.classify(frame.rgb, [d.box for _, d in present])
+        valence: list[float] = []
+        arousal: list[float] = []
+        expressive: list[float] = []
+        for (track_id, _), expression in zip(present, expressions, strict=True):
+            smoother = self._smoothers.get(track_id)
+            if smoother is None:
+                smoother = self._smoothers[track_id] = ExpressionSmoother.from_settings(
+                    self._smoothing
+                )
+            smoothed = smoother.update(expression)
+            if smoothed is not None:
+                valence.append(smoothed.valence)
+                arousal.append(smoothed.arousal)
+                expressive.append(1.0 - smoothed.probs[NEUTRAL_INDEX])
+        return FrameSummary(
+            participant=self._owner,
+            t=frame.t,
+            faces=len(present),
+            attention=max((d.frontal for _, d in present), default=0.0),
+            valence=_mean(valence),
+            arousal=_mean(arousal),
+            expressiveness=_mean(expressive),
+        )
+
+    @property
+    def tracks(self) -> int:
+        """Live tracks, including faces missing right now but still within their gap."""
+        return len(self._smoothers)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

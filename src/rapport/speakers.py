@@ -1,0 +1,47 @@
+"""Who spoke when, on a microphone shared by several people whose transcript names them.
+
+With one speaker (or none named) everything belongs to the stream's owner. With two or more, a
+speech segment is cut at transcript cue boundaries and each piece goes to the speaker whose cue
+overlaps it most, or to the nearest cue's speaker within ATTRIBUTE_S; speech further from every
+cue is credited to no one (None).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from rapport.frames import Utterance
+
+ATTRIBUTE_S = 1.5
+
+Piece = tuple[str | None, float, float]
+
+
+class SpeakerAttribution:
+    def __init__(self, owner: str | None, speakers: tuple[str, ...]) -> None:
+        self._owner = owner
+        self.multi = len(speakers) >= 2
+        self._cues: list[Utterance] = []
+
+    def add(self, utterance: Utterance) -> None:
+        self._cues.append(utterance)
+
+    def split(self, start: float, end: float) -> list[Piece]:
+        if not self.multi:
+            return [(self._owner, start, end)]
+        inner = {t for u in self._cues for t in (u.start, u.end) if start < t < end}
+        pieces: list[Piece] = []
+        for a, b in itertools.pairwise(sorted({start, end} | inner)):
+            who = self._who(a, b)
+            if pieces and pieces[-1][0] == who:
+                a = pieces.pop()[1]
+            pieces.append((who, a, b))
+        return pieces
+
+    def _who(self, start: float, end: float) -> str | None:
+        best, best_score = None, -ATTRIBUTE_S
+        for u in self._cues:
+            score = min(end, u.end) - max(start, u.start)  # overlap, or minus the gap
+            if score > best_score:
+                best, best_score = u.participant, score
+        return best
