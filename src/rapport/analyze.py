@@ -10,7 +10,7 @@ from pathlib import Path
 from rapport.analytics.payloads import Reporting
 from rapport.config import Settings
 from rapport.errors import MediaError, TranscriptError
-from rapport.events.bus import EventBus, JsonlFile, write_atomically
+from rapport.events.bus import EventBus, JsonlFile, check_writable, write_atomically
 from rapport.events.schema import Event
 from rapport.frames import Utterance, VideoFrame
 from rapport.pack import OfflinePack
@@ -102,6 +102,9 @@ def analyze(
     extra_sinks: list[Callable[[Event], None]] | None = None,
 ) -> AnalysisResult:
     p = plan(recording, transcript, participant, stt)
+    for path in (out, summary_path):
+        if path is not None:
+            check_writable(path)
     speakers = tuple(sorted({u.participant for u in p.utterances}))
     # One named speaker owns the stream; several make the camera a shared room camera.
     owner = speakers[0] if len(speakers) == 1 else (None if speakers else participant)

@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("recording", type=Path)
     a.add_argument("--transcript", type=Path, help="WebVTT, SRT or JSONL transcript")
     a.add_argument("--out", type=Path, help="events JSONL (default: RECORDING.events.jsonl here)")
-    a.add_argument("--summary", type=Path, help="summary JSON (default: RECORDING.summary.json)")
+    a.add_argument(
+        "--summary", type=Path, help="summary JSON (default: RECORDING.summary.json beside --out)"
+    )
     a.add_argument("--participant", default="participant", help="who the recording shows")
     a.add_argument(
         "--reporting",
@@ -82,7 +84,7 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     recording: Path = args.recording
     stem = recording.name.split(".")[0] or "recording"
     out_path: Path = args.out or Path(f"{stem}.events.jsonl")
-    summary_path: Path = args.summary or Path(f"{stem}.summary.json")
+    summary_path: Path = args.summary or out_path.with_name(f"{stem}.summary.json")
     info = plan(recording, args.transcript, args.participant, not args.no_stt).info
     pack = OfflinePack(settings)
     with _progress(info.duration_s, not args.quiet) as bar:

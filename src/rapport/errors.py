@@ -21,6 +21,10 @@ class TranscriptError(InputError):
     """A transcript that does not parse; the message names the line."""
 
 
+class OutputError(RapportError):
+    """An output file cannot be written where asked."""
+
+
 class ModelError(RapportError):
     """A model pack that is missing, incomplete or fails its checksum."""
 

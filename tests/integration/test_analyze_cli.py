@@ -234,3 +234,22 @@ def test_schema_command_prints_the_envelope(run_cli: Any) -> None:
     assert r.code == 0
     schema = json.loads(r.stdout)
     assert {"id", "type", "seq", "media_time", "models", "notice"} <= set(schema["properties"])
+
+
+def test_unwritable_output_fails_before_any_work(
+    run_cli: Any, talk: Recording, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out in (tmp_path, blocker / "events.jsonl"):
+        r = run_cli("analyze", talk.path, "--out", out, "--summary", tmp_path / "s.json")
+        assert r.code == 2
+        assert r.stderr.strip().startswith("rapport: error: cannot write"), r.stderr
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "s.json").exists()
+
+
+def test_summary_defaults_beside_the_events(run_cli: Any, talk: Recording, tmp_path: Path) -> None:
+    r = run_cli("analyze", talk.path, "--out", tmp_path / "out" / "e.jsonl", "--quiet", "--no-stt")
+    assert r.code == 0, r.stderr
+    assert (tmp_path / "out" / "talk.summary.json").is_file()

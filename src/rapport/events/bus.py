@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from rapport.errors import OutputError
 from rapport.events.schema import Event, EventType, MediaTime, now
 
-Payload = object
 Sink = Callable[[Event], None]
 
 
@@ -55,8 +55,7 @@ class JsonlFile:
         self._fh: IO[str] | None = None
 
     def __enter__(self) -> JsonlFile:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self._tmp.open("w", encoding="utf-8")
+        self._fh = _open_for_writing(self._tmp, self._path)
         return self
 
     def __call__(self, event: Event) -> None:
@@ -78,7 +77,23 @@ class JsonlFile:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text, encoding="utf-8")
+    with _open_for_writing(tmp, path) as fh:
+        fh.write(text)
     os.replace(tmp, path)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work when `path` could not be written at the end."""
+    _open_for_writing(path.with_name(f".{path.name}.{os.getpid()}.check"), path).close()
+    path.with_name(f".{path.name}.{os.getpid()}.check").unlink()
+
+
+def _open_for_writing(tmp: Path, path: Path) -> IO[str]:
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tmp.open("w", encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
