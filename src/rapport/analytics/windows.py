@@ -129,10 +129,6 @@ class WindowAggregator:
         """Make `participant` part of every window from now on, even when silent and unseen."""
         self._known.setdefault(participant, None)
 
-    @property
-    def window_s(self) -> float:
-        return self._w
-
     def _last_index(self) -> int | None:
         """Index of the last window when the duration is known (the tail joins it)."""
         if self._duration is None:
