@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rapport.analytics.payloads import Reporting
 from rapport.config import Settings
+from rapport.consent.gate import ConsentGate
 from rapport.errors import MediaError, TranscriptError
 from rapport.events.bus import EventBus, JsonlFile, check_writable, write_atomically
 from rapport.events.schema import Event
 from rapport.frames import Utterance, VideoFrame
 from rapport.pack import OfflinePack
 from rapport.session import ROOM_STREAM, Session
+from rapport.speakers import ATTRIBUTE_S
 from rapport.taps.file import MediaInfo, probe, read_recording
 from rapport.taps.transcript import load_transcript
 
@@ -42,6 +47,21 @@ class Plan:
     modalities: list[str]
     transcribe: bool
     notes: list[str]
+    participant: str
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return tuple(sorted({u.participant for u in self.utterances}))
+
+    @property
+    def owner(self) -> str | None:
+        """One named speaker owns the stream; several make the camera a shared room camera."""
+        speakers = self.speakers
+        return speakers[0] if len(speakers) == 1 else (None if speakers else self.participant)
+
+    @property
+    def stream(self) -> str:
+        return self.owner or ROOM_STREAM
 
 
 def plan(recording: Path, transcript: Path | None, participant: str, stt: bool) -> Plan:
@@ -74,7 +94,7 @@ def plan(recording: Path, transcript: Path | None, participant: str, stt: bool) 
         notes.append("no transcript: transcribing speech with pocketsphinx")
     if not modalities:
         raise MediaError(f"{recording}: nothing to analyse")
-    return Plan(info, utterances, modalities, transcribe, notes)
+    return Plan(info, utterances, modalities, transcribe, notes, participant)
 
 
 def _within(utterances: list[Utterance], duration: float) -> tuple[list[Utterance], int]:
@@ -85,6 +105,77 @@ def _within(utterances: list[Utterance], duration: float) -> tuple[list[Utteranc
         if u.start < duration
     ]
     return kept, sum(1 for u in utterances if u.end > duration)
+
+
+def open_session(
+    p: Plan,
+    *,
+    settings: Settings,
+    pack: OfflinePack,
+    bus: EventBus,
+    reporting: Reporting,
+    gate: ConsentGate | None = None,
+) -> Session:
+    if gate is not None and p.owner is None:
+        gate.set_members(ROOM_STREAM, p.speakers)
+    return Session(
+        settings=settings,
+        pack=pack,
+        bus=bus,
+        owner=p.owner,
+        speakers=p.speakers,
+        reporting=reporting,
+        transcribe=p.transcribe,
+        duration_s=p.info.duration_s,
+        gate=gate,
+    )
+
+
+def feed(
+    session: Session,
+    recording: Path,
+    p: Plan,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    speed: float = 0.0,
+) -> float:
+    """Push the recording's items into `session` in media order; returns the media time reached.
+
+    `speed` 1.0 paces the items as a live source would (tests of live behaviour, demos); 0 runs
+    as fast as the models go. `stop` ends the feed early. Transcript cues are pushed as the media
+    reaches them (ATTRIBUTE_S ahead, the reach of speaker attribution), as a live source gives them.
+    """
+    cues = deque(sorted(p.utterances, key=lambda u: u.start))
+    began = time.monotonic()
+    t = 0.0
+    for item in read_recording(
+        recording,
+        participant=p.stream,
+        sample_fps=settings.video.sample_fps,
+        max_side=settings.video.max_side,
+    ):
+        t = item.t if isinstance(item, VideoFrame) else item.end
+        if speed > 0:
+            ahead = t / speed - (time.monotonic() - began)
+            if ahead > 0 and stop is not None and stop.wait(ahead):
+                return t
+            if ahead > 0 and stop is None:
+                time.sleep(ahead)
+        if stop is not None and stop.is_set():
+            return t
+        while cues and cues[0].start <= t + ATTRIBUTE_S:
+            session.push_utterance(cues.popleft())
+        if isinstance(item, VideoFrame):
+            session.push_video(item)
+        else:
+            session.push_audio(item)
+        if progress is not None:
+            progress(t)
+    while cues:
+        session.push_utterance(cues.popleft())
+    return max(t, p.info.duration_s)
 
 
 def analyze(
@@ -105,9 +196,6 @@ def analyze(
     for path in (out, summary_path):
         if path is not None:
             check_writable(path)
-    speakers = tuple(sorted({u.participant for u in p.utterances}))
-    # One named speaker owns the stream; several make the camera a shared room camera.
-    owner = speakers[0] if len(speakers) == 1 else (None if speakers else participant)
     models = pack.model_names(p.modalities, transcribed=p.transcribe)
     session_id = f"ses_{uuid.uuid4().hex[:24]}"
     count = 0
@@ -118,34 +206,9 @@ def analyze(
 
     with JsonlFile(out) as sink:
         bus = EventBus(session_id, models, [sink, counted, *(extra_sinks or [])])
-        session = Session(
-            settings=settings,
-            pack=pack,
-            bus=bus,
-            owner=owner,
-            speakers=speakers,
-            reporting=reporting,
-            transcribe=p.transcribe,
-            duration_s=p.info.duration_s,
-        )
+        session = open_session(p, settings=settings, pack=pack, bus=bus, reporting=reporting)
         session.start(source="recording", modalities=p.modalities)
-        for utterance in p.utterances:
-            session.push_utterance(utterance)
-        stream = owner or ROOM_STREAM
-        for item in read_recording(
-            recording,
-            participant=stream,
-            sample_fps=settings.video.sample_fps,
-            max_side=settings.video.max_side,
-        ):
-            if isinstance(item, VideoFrame):
-                session.push_video(item)
-                t = item.t
-            else:
-                session.push_audio(item)
-                t = item.end
-            if progress is not None:
-                progress(t)
+        feed(session, recording, p, settings, progress=progress)
         summary = session.finish(p.info.duration_s)
     if summary_path is not None:
         write_atomically(summary_path, summary.model_dump_json(indent=2) + "\n")

@@ -71,12 +71,81 @@ class RuntimeSettings(_Section):
     inter_op_threads: int = Field(1, ge=1)
 
 
+class ServiceSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `rapport serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (printed at start).")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="Database (SQLite by default), signing keys and token secret live here.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL, e.g. postgresql+asyncpg://...; "
+        "default: SQLite in data_dir.",
+    )
+    media_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders recordings may be read from by POST /v1/sessions (none: refused).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser Origins allowed on the WebSocket; clients sending no Origin pass.",
+    )
+    token_ttl_s: float = Field(900, gt=0, le=86400, description="Life of a dashboard token.")
+
+
+class WebSocketSettings(_Section):
+    queue_size: int = Field(
+        256, ge=1, description="Events buffered per connection; a consumer past it is cut off."
+    )
+    send_timeout_s: float = Field(
+        5.0, gt=0, description="A send blocked this long cuts the consumer off."
+    )
+    heartbeat_s: float = Field(15.0, gt=0, description="A heartbeat message after this idle time.")
+
+
+class WebhookSettings(_Section):
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        min_length=1,
+        description="Delay before each attempt (Standard Webhooks schedule); then dead-lettered.",
+    )
+    jitter: float = Field(0.2, ge=0, lt=1, description="Random +/- fraction on every delay.")
+    timeout_s: float = Field(15.0, gt=0, description="Per-attempt HTTP timeout.")
+    lease_s: float = Field(
+        60.0, gt=0, description="A message claimed by a worker that died is retried after this."
+    )
+    poll_s: float = Field(1.0, gt=0, description="Outbox poll interval when nothing wakes it.")
+    concurrency: int = Field(8, ge=1, description="Deliveries in flight at once.")
+    rotation_grace_s: float = Field(
+        86400, ge=0, description="An old secret keeps signing this long after a rotation."
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs exempt from the private-address refusal (e.g. 127.0.0.0/8 for tests).",
+    )
+
+
+class RetentionSettings(_Section):
+    days: float = Field(30, gt=0, description="Events, summaries and deliveries kept this long.")
+    purge_interval_s: float = Field(3600, gt=0, description="How often expired data is purged.")
+
+
+def _checkout() -> Path | None:
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() else None
+
+
 def default_models_dir() -> Path:
     """`models/` of the source checkout rapport runs from, else the user's cache."""
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file():
-        return checkout / "models"
-    return Path.home() / ".cache" / "rapport" / "models"
+    checkout = _checkout()
+    return checkout / "models" if checkout else Path.home() / ".cache" / "rapport" / "models"
+
+
+def default_data_dir() -> Path:
+    """`data/` of the source checkout rapport runs from, else the user's data folder."""
+    checkout = _checkout()
+    return checkout / "data" if checkout else Path.home() / ".local" / "share" / "rapport"
 
 
 class Settings(BaseSettings):
@@ -94,6 +163,10 @@ class Settings(BaseSettings):
     engagement: EngagementSettings = EngagementSettings()
     window: WindowSettings = WindowSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    service: ServiceSettings = ServiceSettings()
+    websocket: WebSocketSettings = WebSocketSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from rapport.analytics.shifts import SentimentShiftDetector
 from rapport.analytics.summary import SummaryBuilder
 from rapport.analytics.windows import WindowAggregator, WindowResult, slope_per_minute
 from rapport.config import Settings
+from rapport.consent.gate import ConsentGate
 from rapport.events.bus import EventBus
 from rapport.events.schema import Event, EventType, SentimentShiftData, SessionStartedData
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, VideoFrame
@@ -51,10 +52,13 @@ class Session:
         reporting: Reporting = "participant",
         transcribe: bool = False,
         duration_s: float | None = None,
+        gate: ConsentGate | None = None,
     ) -> None:
         """`owner` is the person the media belongs to (None for a shared room camera and mic);
         `speakers`, when the transcript names two or more, takes voice attribution from it;
-        `duration_s`, when known (a recording), lets a short tail join the last window."""
+        `duration_s`, when known (a recording), lets a short tail join the last window;
+        `gate`, when given, admits every item before any model sees it (the service always
+        gives one; the local `rapport analyze` of one's own recording does not)."""
         self._settings = settings
         self._pack = pack
         self._bus = bus
@@ -70,9 +74,11 @@ class Session:
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._faces: dict[str, FaceStream] = {}
         self._speakers = SpeakerAttribution(owner, speakers)
+        self._gate = gate
+        self._audio_stream = owner or ROOM_STREAM
         # A shared mic's prosody is scored per attributed speaker, against their own baseline.
         self._vad = pack.voice_activity(
-            owner or ROOM_STREAM,
+            self._audio_stream,
             max_speech_s=settings.window.seconds,
             prosody=not self._speakers.multi,
         )
@@ -101,6 +107,11 @@ class Session:
     # -- inputs ---------------------------------------------------------------------------------
 
     def push_video(self, frame: VideoFrame) -> None:
+        if not self._admit(frame.participant, "face"):
+            t = frame.t + 1.0 / self._settings.video.sample_fps
+            self._video_t = (t, t)
+            self._advance()
+            return
         stream = self._faces.get(frame.participant)
         if stream is None:
             stream = self._faces[frame.participant] = FaceStream(
@@ -119,6 +130,10 @@ class Session:
         self._advance()
 
     def push_audio(self, chunk: AudioChunk) -> None:
+        if not self._admit(chunk.participant, "voice"):
+            self._audio_t = (chunk.end, chunk.end)
+            self._advance()
+            return
         self._remember(chunk)
         for segment in self._vad.push(chunk):
             self._on_speech(segment)
@@ -127,6 +142,8 @@ class Session:
         self._advance()
 
     def push_utterance(self, utterance: Utterance) -> None:
+        if not self._admit(utterance.participant, "text"):
+            return
         self._speakers.add(utterance)
         self._windows.add_text(self._pack.text.score(utterance))
         self.counts["texts"] += 1
@@ -144,6 +161,29 @@ class Session:
         self._faces.clear()
         self._baselines.clear()
         return event
+
+    # -- consent ----------------------------------------------------------------------------------
+
+    def _admit(self, stream: str, modality: str) -> bool:
+        if self._gate is None:
+            return True
+        for person in self._gate.take_purges():
+            self.forget(person)
+        return self._gate.admit(stream, modality)
+
+    def forget(self, person: str) -> None:
+        """Purge everything held in memory about `person` (consent revoked). Streams they are part
+        of lose their state too: a shared camera's tracks, a shared microphone's open speech."""
+        assert self._gate is not None
+        for stream in [s for s in self._faces if person in self._gate.stream_people(s)]:
+            del self._faces[stream]
+        if person in self._gate.stream_people(self._audio_stream):
+            self._vad.reset()
+            self._audio.clear()
+        self._baselines.pop(person, None)
+        self._speakers.forget(person)
+        self._windows.forget(person)
+        self._summary.forget(person)
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ class SpeakerAttribution:
     def add(self, utterance: Utterance) -> None:
         self._cues.append(utterance)
 
+    def forget(self, participant: str) -> None:
+        self._cues = [u for u in self._cues if u.participant != participant]
+
     def split(self, start: float, end: float) -> list[Piece]:
         if not self.multi:
             return [(self._owner, start, end)]

@@ -46,6 +46,12 @@ class SummaryBuilder:
                 if value is not None:
                     stats[key].append((value, length))
 
+    def forget(self, participant: str) -> None:
+        """Drop what is kept of one person (consent revoked); room timelines stay."""
+        self._speech_s.pop(participant, None)
+        self._turns.pop(participant, None)
+        self._per_person.pop(participant, None)
+
     def add_shift(self, start: float, end: float, shift: Shift) -> None:
         direction = "up" if shift.delta > 0 else "down"
         self._shift_moments.append(

@@ -53,6 +53,13 @@ class _Acc:
             self.arousal += f.arousal
             self.expressiveness += f.expressiveness or 0.0
 
+    def remove(self, other: _Acc) -> None:
+        """Subtract the frames another accumulator added (every frame field is a sum)."""
+        for name in ("frames", "face_frames", "faces"):
+            setattr(self, name, max(0, getattr(self, name) - getattr(other, name)))
+        for name in ("attention", "valence", "arousal", "expressiveness"):
+            setattr(self, name, getattr(self, name) - getattr(other, name))
+
     def face_estimate(self) -> ModalityEstimate | None:
         if not self.face_frames:
             return None
@@ -128,6 +135,18 @@ class WindowAggregator:
     def register(self, participant: str) -> None:
         """Make `participant` part of every window from now on, even when silent and unseen."""
         self._known.setdefault(participant, None)
+
+    def forget(self, participant: str) -> None:
+        """Remove one person from every open window and from all state (consent revoked)."""
+        self._known.pop(participant, None)
+        self._scorers.pop(participant, None)
+        self._last_end.pop(participant, None)
+        if self._last_speaker == participant:
+            self._last_speaker = None
+        for win in self._windows.values():
+            acc = win.accs.pop(participant, None)
+            if acc is not None:
+                win.room.remove(acc)
 
     def _last_index(self) -> int | None:
         """Index of the last window when the duration is known (the tail joins it)."""

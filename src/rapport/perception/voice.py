@@ -106,6 +106,10 @@ class VoiceActivity:
         self._new_stream()
         return out
 
+    def reset(self) -> None:
+        """Drop everything held (open speech, its samples): used when consent is revoked."""
+        self._new_stream()
+
     def _new_stream(self) -> None:
         self._vad.reset()
         self._t0, self._rest, self._done = None, np.zeros(0, np.float32), 0

@@ -1,0 +1,127 @@
+"""The consent gate: the one place that decides whether an item of a person may reach a model.
+
+A session asks `admit(stream, modality)` for every frame, audio chunk and utterance before any
+model sees it. A stream is one person's (its name is their user id) unless it was given members (a
+shared room camera or microphone), which then all need a live consent for the modality. Grants and
+revocations arrive from the service's event loop while the session runs on a worker thread, so the
+state is guarded by a lock; a revocation takes effect on the very next item.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+Modality = str  # "face" | "voice" | "text"
+
+
+@dataclass(slots=True, frozen=True)
+class Grant:
+    consent_id: str
+    user_id: str
+    modalities: frozenset[Modality]
+    expires_at: float
+    """Unix seconds."""
+
+
+class ConsentGate:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._grants: dict[str, Grant] = {}
+        self._members: dict[str, tuple[str, ...]] = {}
+        self._revoked: set[str] = set()
+        self._to_purge: list[str] = []
+        self._admitted: dict[str, dict[Modality, int]] = defaultdict(lambda: defaultdict(int))
+        self._dropped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._last_admitted: dict[str, float] = {}
+
+    # -- from the service ------------------------------------------------------------------------
+
+    def grant(self, grant: Grant) -> None:
+        with self._lock:
+            current = self._grants.get(grant.user_id)
+            if current is None or grant.expires_at >= current.expires_at:
+                self._grants[grant.user_id] = grant
+            self._revoked.discard(grant.user_id)
+
+    def revoke(self, user_id: str, consent_id: str | None = None) -> bool:
+        """Stop admitting `user_id` now; the session purges their state on its next item.
+        With `consent_id`, only when that is the consent in force. True when something stopped."""
+        with self._lock:
+            current = self._grants.get(user_id)
+            if current is None or (consent_id is not None and current.consent_id != consent_id):
+                return False
+            del self._grants[user_id]
+            self._revoked.add(user_id)
+            self._to_purge.append(user_id)
+            return True
+
+    def set_members(self, stream: str, people: Iterable[str]) -> None:
+        with self._lock:
+            self._members[stream] = tuple(sorted(set(people)))
+
+    # -- from the session --------------------------------------------------------------------------
+
+    def admit(self, stream: str, modality: Modality) -> bool:
+        now = self._clock()
+        with self._lock:
+            people = self._members.get(stream, (stream,))
+            reason = None
+            for person in people:
+                reason = self._refusal(person, modality, now)
+                if reason is not None:
+                    break
+            for person in people:
+                if reason is None:
+                    self._admitted[person][modality] += 1
+                    self._last_admitted[person] = now
+                else:
+                    self._dropped[person][reason] += 1
+            return reason is None and bool(people)
+
+    def take_purges(self) -> list[str]:
+        """People whose consent was revoked since the last call: their state must go."""
+        with self._lock:
+            out, self._to_purge = self._to_purge, []
+            return out
+
+    def stream_people(self, stream: str) -> tuple[str, ...]:
+        with self._lock:
+            return self._members.get(stream, (stream,))
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, object]:
+        """Items admitted (by modality) and dropped (by reason), in total and per person."""
+        with self._lock:
+            people = sorted({*self._admitted, *self._dropped})
+            per = {
+                p: {
+                    "admitted": dict(self._admitted.get(p, {})),
+                    "dropped": dict(self._dropped.get(p, {})),
+                    "last_admitted_at": self._last_admitted.get(p),
+                }
+                for p in people
+            }
+            admitted: dict[str, int] = defaultdict(int)
+            dropped: dict[str, int] = defaultdict(int)
+            for p in people:
+                for k, n in self._admitted.get(p, {}).items():
+                    admitted[k] += n
+                for k, n in self._dropped.get(p, {}).items():
+                    dropped[k] += n
+            return {"admitted": dict(admitted), "dropped": dict(dropped), "participants": per}
+
+    def _refusal(self, person: str, modality: Modality, now: float) -> str | None:
+        grant = self._grants.get(person)
+        if grant is None:
+            return "consent_revoked" if person in self._revoked else "no_consent"
+        if grant.expires_at <= now:
+            return "consent_expired"
+        if modality not in grant.modalities:
+            return f"no_consent_{modality}"
+        return None
