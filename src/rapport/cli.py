@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of every event")
 
+    sv = sub.add_parser("serve", help="run the service (consents, sessions, events out)")
+    sv.add_argument("--host", help="listen address (default: service.host)")
+    sv.add_argument("--port", type=int, help="listen port; 0 picks a free one")
+
+    k = sub.add_parser("keys", help="API keys for product backends")
+    ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    kc = ksub.add_parser("create", help="create an API key (shown once)")
+    kc.add_argument("name", help="who the key is for, e.g. the backend's name")
+
     m = sub.add_parser("models", help="manage the model pack")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     f = msub.add_parser("fetch", help="download and convert the offline pack into models/")
@@ -172,6 +181,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, settings)
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "serve":
+            from rapport.service.server import serve
+
+            return serve(settings, args.host, args.port)
+        if args.command == "keys":
+            from rapport.service.server import create_key
+
+            key_id, key = create_key(settings, args.name)
+            err.print(f"created {key_id} for {args.name!r}; the key is shown only this once:")
+            print(key)
+            return 0
         from rapport.events.schema import schema_text
 
         out.print_json(schema_text()) if out.is_terminal else print(schema_text())

@@ -106,7 +106,7 @@ class WebSocketSettings(_Section):
 
 class WebhookSettings(_Section):
     retry_schedule_s: list[float] = Field(
-        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        default_factory=lambda: [0.0, 5, 300, 1800, 7200, 18000, 36000, 36000],
         min_length=1,
         description="Delay before each attempt (Standard Webhooks schedule); then dead-lettered.",
     )

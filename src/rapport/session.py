@@ -104,6 +104,11 @@ class Session:
             ),
         )
 
+    @property
+    def media_time(self) -> float:
+        """How far the media has arrived, in seconds."""
+        return max((s[0] for s in (self._video_t, self._audio_t) if s is not None), default=0.0)
+
     # -- inputs ---------------------------------------------------------------------------------
 
     def push_video(self, frame: VideoFrame) -> None:
@@ -155,7 +160,12 @@ class Session:
             self._on_speech(segment)
         for result in self._windows.flush(duration_s):
             self._emit_window(result)
-        summary = self._summary.build(duration_s, {"late_items": self._windows.late})
+        dropped = {"late_items": self._windows.late}
+        if self._gate is not None:
+            gate_dropped = self._gate.counts()["dropped"]
+            assert isinstance(gate_dropped, dict)
+            dropped.update(gate_dropped)
+        summary = self._summary.build(duration_s, dropped)
         event = self._bus.emit(EventType.SESSION_SUMMARY, 0.0, duration_s, summary)
         self._audio.clear()
         self._faces.clear()

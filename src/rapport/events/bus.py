@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,28 +22,31 @@ class EventBus:
         self._models = dict(models)
         self._sinks = list(sinks)
         self._seq = 0
+        # A session emits from its worker thread, the service (consent.revoked) from another.
+        self._lock = threading.Lock()
 
     @property
     def session_id(self) -> str:
         return self._session_id
 
     def emit(self, type_: EventType, start: float, end: float, data: object) -> Event:
-        event = Event.model_validate(
-            {
-                "id": f"evt_{uuid.uuid4().hex}",
-                "type": type_,
-                "session_id": self._session_id,
-                "seq": self._seq,
-                "emitted_at": now(),
-                "media_time": MediaTime(start=start, end=end),
-                "data": data,
-                "models": self._models,
-            }
-        )
-        self._seq += 1
-        for sink in self._sinks:
-            sink(event)
-        return event
+        with self._lock:
+            event = Event.model_validate(
+                {
+                    "id": f"evt_{uuid.uuid4().hex}",
+                    "type": type_,
+                    "session_id": self._session_id,
+                    "seq": self._seq,
+                    "emitted_at": now(),
+                    "media_time": MediaTime(start=start, end=end),
+                    "data": data,
+                    "models": self._models,
+                }
+            )
+            self._seq += 1
+            for sink in self._sinks:
+                sink(event)
+            return event
 
 
 class JsonlFile:

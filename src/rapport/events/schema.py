@@ -24,6 +24,7 @@ class EventType(StrEnum):
     TURNS_WINDOW = "turns.window"
     SENTIMENT_SHIFT = "sentiment.shift"
     SESSION_SUMMARY = "session.summary"
+    CONSENT_REVOKED = "consent.revoked"
 
 
 class _Model(BaseModel):
@@ -99,6 +100,12 @@ class SessionStartedData(_Model):
     reporting: Literal["room", "participant"]
 
 
+class ConsentRevokedData(_Model):
+    consent_id: str = Field(description="The consent revoked (as recorded by the backend).")
+    revoked_at: datetime
+    purged: bool = Field(description="The person's in-memory state was purged.")
+
+
 class Moment(_Model):
     kind: Literal["engagement_peak", "engagement_dip", "sentiment_shift"]
     media_time: MediaTime
@@ -139,6 +146,7 @@ class Event(_Model):
         | SentimentShiftData
         | SessionStartedData
         | SessionSummaryData
+        | ConsentRevokedData
     )
     models: dict[str, str] = Field(description="Which model produced each modality's numbers.")
     notice: str = NOTICE
@@ -160,6 +168,7 @@ _DATA_TYPES: dict[EventType, type[_Model]] = {
     EventType.TURNS_WINDOW: TurnsWindowData,
     EventType.SENTIMENT_SHIFT: SentimentShiftData,
     EventType.SESSION_SUMMARY: SessionSummaryData,
+    EventType.CONSENT_REVOKED: ConsentRevokedData,
 }
 
 

@@ -1,1 +1,1 @@
-"""Durable state of the service: consents, sessions, events, webhook outbox (SQLAlchemy 2, async)."""
+"""Durable state of the service: consents, sessions, events, webhook outbox (async SQLAlchemy)."""

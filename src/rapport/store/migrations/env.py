@@ -6,7 +6,7 @@ from rapport.store.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("migrations run through rapport (store.db.Database.migrate), not alembic's CLI")
+    raise RuntimeError("migrations run through rapport (store.db.Database.migrate)")
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

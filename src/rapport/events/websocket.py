@@ -1,0 +1,61 @@
+"""Fan-out of a session's events to its WebSocket connections, each behind a bounded queue.
+
+`publish` never waits: a connection whose queue is full is cut off (its `cut` is set and the
+route closes it with CLOSE_TOO_SLOW), so one slow consumer neither slows the others nor grows
+memory. Events are serialised once and shared by every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+CLOSE_TOO_SLOW = 4408
+"""Close code for a consumer that fell `websocket.queue_size` events behind; it may resume."""
+
+
+@dataclass(slots=True, frozen=True)
+class Outgoing:
+    seq: int
+    body: str
+    final: bool
+    """The session's last event (its summary): the connection closes after it."""
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    session_id: str
+    queue: asyncio.Queue[Outgoing]
+    cut: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class EventHub:
+    def __init__(self, queue_size: int) -> None:
+        self._queue_size = queue_size
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, session_id: str) -> Subscription:
+        sub = Subscription(session_id, asyncio.Queue(self._queue_size))
+        self._subs[session_id].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.session_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.session_id]
+
+    def publish(self, session_id: str, item: Outgoing) -> None:
+        for sub in list(self._subs.get(session_id, ())):
+            if sub.cut.is_set():
+                continue
+            try:
+                sub.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                sub.cut.set()
+                self.unsubscribe(sub)
+
+    def connections(self, session_id: str) -> int:
+        return len(self._subs.get(session_id, ()))

@@ -1,0 +1,1 @@
+"""`rapport serve`: consents, sessions, and aggregate events over WebSocket and webhooks."""

@@ -1,0 +1,160 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema at /docs comes from these)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Modality = Literal["face", "voice", "text"]
+Ident = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ConsentIn(_In):
+    user_id: str = Ident
+    session_id: str = Field(min_length=1, max_length=40)
+    purpose: str = Field(min_length=1, max_length=64, description="A code from GET /v1/purposes.")
+    purpose_text: str = Field(
+        min_length=1, max_length=4000, description="The exact text shown to the person."
+    )
+    notice_version: str = Field(min_length=1, max_length=100)
+    jurisdiction: str = Field(min_length=2, max_length=16, description="ISO 3166, e.g. DE, US-IL")
+    modalities: list[Modality] = Field(min_length=1, max_length=3)
+    granted_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique(cls, v: list[Modality]) -> list[Modality]:
+        if len(set(v)) != len(v):
+            raise ValueError("modalities must not repeat")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _times(self) -> ConsentIn:
+        if self.expires_at <= self.granted_at:
+            raise ValueError("expires_at must be after granted_at")
+        return self
+
+
+class Signature(BaseModel):
+    """Verify with the public key alone: content_hash = sha256(canonical JSON of `record`);
+    entry_hash = sha256(canonical {seq, kind, content_hash, prev_hash}); Ed25519 over entry_hash."""
+
+    seq: int
+    kind: str
+    content_hash: str
+    prev_hash: str
+    entry_hash: str
+    kid: str
+    signature: str
+
+
+class ConsentOut(BaseModel):
+    id: str
+    status: Literal["active", "expired", "revoked"]
+    record: dict[str, Any] = Field(description="The consent exactly as signed.")
+    signed: Signature
+    revocation: Signature | None = None
+
+
+class SessionIn(_In):
+    recording: str | None = Field(
+        None, description="Path of a recording under one of service.media_roots."
+    )
+    room: str | None = Field(None, min_length=1, max_length=200, description="LiveKit room name.")
+    transcript: str | None = Field(None, description="Transcript of the recording (VTT/SRT/JSONL).")
+    participant: str | None = Field(
+        None, min_length=1, max_length=200, description="Whose recording it is (their user id)."
+    )
+    purpose: str = Field(min_length=1, max_length=64)
+    jurisdiction: str = Field(min_length=2, max_length=16)
+    setting: str | None = Field(
+        None, description="consumer, workplace, education, healthcare or research"
+    )
+    reporting: Literal["room", "participant"] = "room"
+    speed: float = Field(
+        0.0, ge=0, le=16, description="Recordings: 1 paces media as live; 0 as fast as possible."
+    )
+    bias_audit: date | None = Field(
+        None, description="hiring_interview in NYC: date of the independent bias audit (LL 144)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SessionIn:
+        if (self.recording is None) == (self.room is None):
+            raise ValueError("give exactly one of recording or room")
+        if self.room is not None and (self.transcript or self.participant):
+            raise ValueError("transcript and participant apply to recordings only")
+        return self
+
+
+class SessionOut(BaseModel):
+    id: str
+    source: dict[str, str]
+    purpose: str
+    jurisdiction: str
+    setting: str | None
+    reporting: str
+    status: Literal["created", "running", "ended", "failed", "interrupted"]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    counts: dict[str, Any] = Field(
+        description="Items admitted to the models and dropped by the consent gate."
+    )
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_at: datetime
+    session_id: str
+
+
+class WebhookIn(_In):
+    url: str = Field(min_length=1, max_length=2000)
+    event_types: list[str] = Field(
+        default_factory=list, description="Only these event types; empty: all."
+    )
+    description: str = Field("", max_length=500)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    description: str
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    secret: str | None = Field(None, description="Shown on creation and rotation only.")
+
+
+class DeadLetter(BaseModel):
+    id: str = Field(description="The webhook-id every attempt carried.")
+    event_id: str
+    event_type: str
+    session_id: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    finished_at: datetime | None
+
+
+class ReplayIn(_In):
+    ids: list[str] | None = Field(None, description="Messages to replay; omitted: all dead ones.")
+
+
+class ErasureOut(BaseModel):
+    user_id: str
+    consents_erased: int
+    sessions_affected: int
+    events_deleted: int
+    deliveries_deleted: int
+    erasure_seq: int | None = Field(description="Log entry that records the fact of erasure.")

@@ -1,0 +1,107 @@
+"""The FastAPI application. Everything heavy (database migrations, signing keys, models) is set
+up in the lifespan, never at import; background work (webhook delivery, retention) runs as tasks
+of the lifespan and stops with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from rapport import NOTICE, __version__
+from rapport.config import Settings
+from rapport.consent.records import KeyRing
+from rapport.consent.store import ConsentLog
+from rapport.events.webhooks import Outbox
+from rapport.events.websocket import EventHub
+from rapport.pack import OfflinePack
+from rapport.service import errors
+from rapport.service.auth import Tokens
+from rapport.service.recorder import Recorder
+from rapport.service.retention import purge_forever
+from rapport.service.routes import consents, events, meta, sessions, webhooks
+from rapport.service.runs import Runs
+from rapport.service.state import State
+from rapport.store.db import Database, database_url
+from rapport.store.tables import Session
+
+
+async def open_database(settings: Settings) -> Database:
+    data_dir = settings.service.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(database_url(settings.service.database_url, data_dir))
+    await db.migrate()
+    return db
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await open_database(settings)
+        data_dir = settings.service.data_dir
+        keys = KeyRing.load_or_create(data_dir / "keys")
+        tokens = Tokens.load_or_create(data_dir, settings.service.token_ttl_s)
+        pack = await asyncio.to_thread(OfflinePack, settings)
+        hub = EventHub(settings.websocket.queue_size)
+        outbox = Outbox(db, settings.webhooks)
+        recorder = Recorder(db, hub, outbox)
+
+        async def finished(
+            session_id: str, status: str, error: str | None, counts: dict[str, Any]
+        ) -> None:
+            async with db.transaction() as s:
+                row = await s.get(Session, session_id)
+                if row is not None:
+                    row.status, row.error, row.counts = status, error, counts
+                    row.ended_at = datetime.now(UTC)
+
+        # Sessions a previous process was running when it died cannot resume from a recording.
+        async with db.transaction() as s:
+            await s.execute(
+                update(Session)
+                .where(Session.status == "running")
+                .values(status="interrupted", ended_at=datetime.now(UTC))
+            )
+        st = State(
+            settings=settings,
+            db=db,
+            consents=ConsentLog(db, keys),
+            tokens=tokens,
+            hub=hub,
+            outbox=outbox,
+            recorder=recorder,
+            runs=Runs(settings, pack, recorder, finished),
+        )
+        app.state.rapport = st
+        st.spawn(outbox.run())
+        st.spawn(
+            purge_forever(db, settings.retention.days, settings.retention.purge_interval_s)
+        )
+        try:
+            yield
+        finally:
+            await st.runs.shutdown()
+            for task in list(st.tasks):
+                task.cancel()
+            for task in list(st.tasks):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await db.close()
+
+    app = FastAPI(
+        title="rapport",
+        version=__version__,
+        description="Aggregate engagement and sentiment signals for video calls, consent first. "
+        + NOTICE,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (meta, consents, sessions, webhooks, events):
+        app.include_router(module.router)
+    return app

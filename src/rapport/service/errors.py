@@ -1,0 +1,55 @@
+"""Every client error is JSON `{"error": {"code", "message", ...}}` with a 4xx status and one
+clear line of message; a request can never produce a 500 through bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rapport.errors import RapportError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, "not_found", f"no {what} {ident!r}")
+
+
+def _body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, e: ApiError) -> JSONResponse:
+        headers = {"www-authenticate": "Bearer"} if e.status == 401 else None
+        return JSONResponse(_body(e.code, e.message, **e.extra), e.status, headers=headers)
+
+    @app.exception_handler(RapportError)
+    async def _input(_: Request, e: RapportError) -> JSONResponse:
+        return JSONResponse(_body("invalid_request", str(e)), 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = e.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        fields = [
+            {"field": ".".join(str(p) for p in x.get("loc", ())), "message": x.get("msg")}
+            for x in errors
+        ]
+        return JSONResponse(_body("invalid_request", message, fields=fields), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return JSONResponse(_body(code, str(e.detail)), e.status_code, headers=e.headers)

@@ -1,0 +1,58 @@
+"""Where a session's events go in the service: stored, queued for every matching webhook endpoint
+in the same transaction (the outbox), then fanned out to the WebSocket connections."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from rapport.events.schema import Event, EventType
+from rapport.events.webhooks import PENDING, Outbox, now
+from rapport.events.websocket import EventHub, Outgoing
+from rapport.store.db import Database
+from rapport.store.tables import Event as EventRow
+from rapport.store.tables import WebhookEndpoint, WebhookMessage
+
+
+class Recorder:
+    def __init__(self, db: Database, hub: EventHub, outbox: Outbox) -> None:
+        self._db, self._hub, self._outbox = db, hub, outbox
+
+    async def record(self, event: Event) -> None:
+        body = event.to_json()
+        t = now()
+        async with self._db.transaction() as s:
+            s.add(
+                EventRow(
+                    session_id=event.session_id,
+                    seq=event.seq,
+                    id=event.id,
+                    type=str(event.type),
+                    body=body,
+                    created_at=t,
+                )
+            )
+            endpoints = await s.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.disabled_at.is_(None))
+            )
+            for ep in endpoints:
+                if ep.event_types and str(event.type) not in ep.event_types:
+                    continue
+                s.add(
+                    WebhookMessage(
+                        id=f"msg_{uuid.uuid4().hex}",
+                        endpoint_id=ep.id,
+                        session_id=event.session_id,
+                        event_id=event.id,
+                        event_type=str(event.type),
+                        body=body,
+                        status=PENDING,
+                        attempts=0,
+                        next_attempt_at=t,
+                        created_at=t,
+                    )
+                )
+        final = event.type == EventType.SESSION_SUMMARY
+        self._hub.publish(event.session_id, Outgoing(event.seq, body, final))
+        self._outbox.wake()

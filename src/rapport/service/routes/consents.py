@@ -1,0 +1,189 @@
+"""Consents: record (signed, chained), read, list, revoke, and the audit export of the log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.consent.gate import Grant
+from rapport.consent.records import LogEntry
+from rapport.consent.store import iso
+from rapport.service.api import ConsentIn, ConsentOut, Signature
+from rapport.service.deps import App, Backend
+from rapport.service.errors import ApiError, not_found
+from rapport.service.policy_check import require_lawful
+from rapport.store.tables import Consent, Session
+
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
+
+
+def grant_of(c: Consent) -> Grant:
+    return Grant(c.id, c.user_id, frozenset(c.modalities), c.expires_at.timestamp())
+
+
+def _signature(e: LogEntry) -> Signature:
+    return Signature(
+        seq=e.seq,
+        kind=e.kind,
+        content_hash=e.content_hash,
+        prev_hash=e.prev_hash,
+        entry_hash=e.entry_hash,
+        kid=e.kid,
+        signature=e.signature,
+    )
+
+
+async def _out(st: App, c: Consent) -> ConsentOut:
+    entry = await st.consents.entry(c.grant_seq)
+    revocation = await st.consents.entry(c.revoke_seq) if c.revoke_seq is not None else None
+    assert entry is not None and entry.content is not None
+    status = (
+        "revoked"
+        if c.revoked_at is not None
+        else ("expired" if c.expires_at <= datetime.now(UTC) else "active")
+    )
+    return ConsentOut(
+        id=c.id,
+        status=status,
+        record=entry.content,
+        signed=_signature(entry),
+        revocation=_signature(revocation) if revocation is not None else None,
+    )
+
+
+@router.post("", status_code=201, response_model=ConsentOut)
+async def record_consent(body: ConsentIn, st: App, _: Backend) -> ConsentOut:
+    async with st.db.session() as s:
+        session = await s.get(Session, body.session_id)
+    if session is None:
+        raise not_found("session", body.session_id)
+    if session.status in ("ended", "failed", "interrupted"):
+        raise ApiError(409, "session_ended", f"session {session.id} has {session.status}")
+    if body.purpose != session.purpose:
+        raise ApiError(
+            422,
+            "purpose_mismatch",
+            f"the session's purpose is {session.purpose!r}; a consent to {body.purpose!r} "
+            "does not cover it",
+        )
+    if body.expires_at <= datetime.now(UTC):
+        raise ApiError(422, "invalid_request", "expires_at: already in the past")
+    bias_audit = session.options.get("bias_audit")
+    jurisdiction = require_lawful(
+        body.purpose,
+        body.jurisdiction,
+        session.setting,
+        datetime.fromisoformat(bias_audit).date() if bias_audit else None,
+    )
+    consent_id = f"con_{uuid.uuid4().hex[:24]}"
+    record: dict[str, Any] = {
+        "consent_id": consent_id,
+        "user_id": body.user_id,
+        "session_id": body.session_id,
+        "purpose": body.purpose,
+        "purpose_text": body.purpose_text,
+        "notice_version": body.notice_version,
+        "jurisdiction": jurisdiction,
+        "setting": session.setting,
+        "modalities": list(body.modalities),
+        "granted_at": iso(body.granted_at),
+        "expires_at": iso(body.expires_at),
+        "recorded_at": iso(datetime.now(UTC)),
+    }
+    row = Consent(
+        id=consent_id,
+        user_id=body.user_id,
+        session_id=body.session_id,
+        purpose=body.purpose,
+        jurisdiction=jurisdiction,
+        modalities=list(body.modalities),
+        granted_at=body.granted_at,
+        expires_at=body.expires_at,
+        revoked_at=None,
+        revoke_seq=None,
+    )
+
+    async def derive(s: AsyncSession, entry: LogEntry) -> None:
+        row.grant_seq = entry.seq
+        s.add(row)
+
+    await st.consents.append("grant", record, derive)
+    st.runs.grant(body.session_id, grant_of(row))
+    return await _out(st, row)
+
+
+@router.get("/log")
+async def export_log(
+    st: App,
+    _: Backend,
+    after: int = Query(-1, ge=-1, description="Entries with seq greater than this."),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """The signed log for audit, with the public keys that verify it."""
+    entries = await st.consents.entries(after, limit)
+    return {"entries": [e.to_dict() for e in entries], "keys": st.consents.keys.jwks()["keys"]}
+
+
+@router.get("/{consent_id}", response_model=ConsentOut)
+async def get_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
+    async with st.db.session() as s:
+        c = await s.get(Consent, consent_id)
+    if c is None:
+        raise not_found("consent", consent_id)
+    return await _out(st, c)
+
+
+@router.get("", response_model=list[ConsentOut])
+async def list_consents(
+    st: App,
+    _: Backend,
+    session_id: str | None = None,
+    user_id: str | None = None,
+) -> list[ConsentOut]:
+    if session_id is None and user_id is None:
+        raise ApiError(422, "invalid_request", "filter by session_id or user_id (or both)")
+    q = select(Consent).order_by(Consent.grant_seq)
+    if session_id is not None:
+        q = q.where(Consent.session_id == session_id)
+    if user_id is not None:
+        q = q.where(Consent.user_id == user_id)
+    async with st.db.session() as s:
+        rows = list(await s.scalars(q))
+    return [await _out(st, c) for c in rows]
+
+
+@router.post("/{consent_id}/revoke", response_model=ConsentOut)
+async def revoke_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
+    """From this moment nothing more of the person is processed in the session; their
+    in-memory state is purged and a consent.revoked event is emitted. Idempotent."""
+    async with st.db.session() as s:
+        c = await s.get(Consent, consent_id)
+    if c is None:
+        raise not_found("consent", consent_id)
+    if c.revoked_at is not None:
+        return await _out(st, c)
+    at = datetime.now(UTC)
+    # The gate first: processing stops before the log write, not after it.
+    await st.runs.revoke(c.session_id, c.user_id, c.id, at)
+    record = {
+        "consent_id": c.id,
+        "user_id": c.user_id,
+        "session_id": c.session_id,
+        "revoked_at": iso(at),
+    }
+
+    async def derive(s: AsyncSession, entry: LogEntry) -> None:
+        row = await s.get(Consent, consent_id)
+        assert row is not None
+        row.revoked_at, row.revoke_seq = at, entry.seq
+
+    await st.consents.append("revoke", record, derive)
+    async with st.db.session() as s:
+        c2 = await s.get(Consent, consent_id)
+    assert c2 is not None
+    return await _out(st, c2)

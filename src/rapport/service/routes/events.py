@@ -1,0 +1,182 @@
+"""`/v1/events?session=ID[&after=SEQ]`: a session's events, live, over a WebSocket.
+
+Authenticated at the handshake (a dashboard token for this session, or an API key; browsers' Origin
+must be allowed), else refused with HTTP 403 before any event. On connect the kept events after
+`after` are replayed from the store, then live ones follow, with no gap and no duplicate (seq
+decides). If events after `after` were already purged, a `stream.reset` message says from where
+the replay starts. `heartbeat` messages come when idle. The connection closes with 1000 after the
+session's summary, and with 4408 when the consumer falls `websocket.queue_size` events behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from sqlalchemy import func, select
+
+from rapport.events.websocket import CLOSE_TOO_SLOW, Outgoing, Subscription
+from rapport.service.auth import check_api_key
+from rapport.service.deps import bearer
+from rapport.service.state import State, ws_state
+from rapport.store.tables import Event as EventRow
+from rapport.store.tables import Session
+
+router = APIRouter(tags=["events"])
+
+REPLAY_PAGE = 500
+
+
+async def _authorised(ws: WebSocket, st: State, session_id: str, token: str | None) -> bool:
+    origin = ws.headers.get("origin")
+    if origin is not None and origin not in st.settings.service.allowed_origins:
+        return False
+    credential = token or bearer(ws.headers.get("authorization"))
+    if credential is None:
+        return False
+    if st.tokens.session_of(credential) == session_id:
+        return True
+    return await check_api_key(st.db, credential) is not None
+
+
+@router.websocket("/v1/events")
+async def events(
+    ws: WebSocket,
+    session: str = Query(min_length=1, max_length=40),
+    after: int = Query(-1, ge=-1, description="Last seq received; -1 replays all that is kept."),
+    token: str | None = Query(None, description="Dashboard token (or an API key header)."),
+) -> None:
+    st = ws_state(ws)
+    async with st.db.session() as s:
+        row = await s.get(Session, session)
+    if row is None or not await _authorised(ws, st, session, token):
+        await ws.close(code=1008)  # before accept: the handshake fails with HTTP 403
+        return
+    await ws.accept()
+    sub = st.hub.subscribe(session)
+    try:
+        await _stream(ws, st, sub, row, after)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        st.hub.unsubscribe(sub)
+
+
+async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, after: int) -> None:
+    timeout = st.settings.websocket.send_timeout_s
+    last = after
+
+    async def send(text: str) -> bool:
+        try:
+            await asyncio.wait_for(ws.send_text(text), timeout)
+            return True
+        except TimeoutError:
+            await _close(ws, CLOSE_TOO_SLOW, "consumer too slow; resume with after=last seq")
+            return False
+
+    async with st.db.session() as s:
+        oldest = await s.scalar(
+            select(func.min(EventRow.seq)).where(EventRow.session_id == row.id)
+        )
+    if oldest is not None and after + 1 < oldest:
+        reset = {"type": "stream.reset", "session_id": row.id, "from_seq": oldest}
+        if not await send(json.dumps(reset)):
+            return
+        last = oldest - 1
+    final_seen = False
+    while True:  # replay, page by page
+        async with st.db.session() as s:
+            page = list(
+                await s.execute(
+                    select(EventRow.seq, EventRow.body, EventRow.type)
+                    .where(EventRow.session_id == row.id, EventRow.seq > last)
+                    .order_by(EventRow.seq)
+                    .limit(REPLAY_PAGE)
+                )
+            )
+        for seq, body, type_ in page:
+            if not await send(body):
+                return
+            last = seq
+            final_seen = final_seen or type_ == "session.summary"
+        if len(page) < REPLAY_PAGE:
+            break
+    if final_seen:
+        await _close(ws, 1000, "session ended")
+        return
+    receiver = asyncio.create_task(_drain_client(ws))
+    try:
+        while True:
+            item = await _next(sub, receiver, st.settings.websocket.heartbeat_s)
+            if item == "closed":
+                return
+            if item == "cut":
+                await _close(ws, CLOSE_TOO_SLOW, "consumer too slow; resume with after=last seq")
+                return
+            if item is None:
+                beat = {
+                    "type": "heartbeat",
+                    "session_id": row.id,
+                    "last_seq": last,
+                    "at": datetime.now(UTC).isoformat(),
+                }
+                if not await send(json.dumps(beat)):
+                    return
+                continue
+            assert isinstance(item, Outgoing)
+            if item.seq <= last:
+                continue  # already replayed
+            if not await send(item.body):
+                return
+            last = item.seq
+            if item.final:
+                await _close(ws, 1000, "session ended")
+                return
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await receiver
+
+
+async def _next(
+    sub: Subscription, receiver: asyncio.Task[None], heartbeat_s: float
+) -> Outgoing | str | None:
+    """The next live event; "cut" when the queue overflowed; "closed" when the client left;
+    None after `heartbeat_s` of silence."""
+    if sub.cut.is_set():
+        return "cut"
+    if not sub.queue.empty():
+        return sub.queue.get_nowait()
+    getter = asyncio.create_task(sub.queue.get())
+    cut = asyncio.create_task(sub.cut.wait())
+    try:
+        await asyncio.wait(
+            {getter, cut, receiver}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        cut.cancel()
+        if not getter.done():
+            getter.cancel()
+    # An item already taken off the queue is never dropped, whatever else happened.
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if sub.cut.is_set():
+        return "cut"
+    if receiver.done():
+        return "closed"
+    return None
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends, so its leaving is noticed at once."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # the peer may be gone already
+        await ws.close(code=code, reason=reason)

@@ -1,0 +1,179 @@
+"""Sessions: create (purpose checked), start a recording, read (with gate counters), end (the
+summary is emitted), and issue dashboard tokens scoped to one session."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from rapport.analyze import Plan, plan
+from rapport.config import Settings
+from rapport.consent.policy import PURPOSES
+from rapport.service.api import SessionIn, SessionOut, TokenOut
+from rapport.service.deps import App, Backend
+from rapport.service.errors import ApiError, not_found
+from rapport.service.policy_check import require_lawful
+from rapport.service.routes.consents import grant_of
+from rapport.store.tables import Consent, Session
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+def _under_roots(settings: Settings, field: str, value: str) -> Path:
+    path = Path(value).expanduser().resolve()
+    roots = [r.expanduser().resolve() for r in settings.service.media_roots]
+    if not any(path.is_relative_to(r) for r in roots):
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{field}: {value} is not under any folder of service.media_roots",
+        )
+    return path
+
+
+def _out(st: App, row: Session) -> SessionOut:
+    run = st.runs.get(row.id)
+    counts = run.gate.counts() if run is not None else row.counts
+    return SessionOut(
+        id=row.id,
+        source={row.source_kind: row.source},
+        purpose=row.purpose,
+        jurisdiction=row.jurisdiction,
+        setting=row.setting,
+        reporting=row.reporting,
+        status=row.status,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        error=row.error,
+        counts=counts,
+    )
+
+
+async def _plan(st: App, row: Session) -> tuple[Path, Plan]:
+    opts = row.options
+    recording = _under_roots(st.settings, "recording", row.source)
+    transcript = (
+        _under_roots(st.settings, "transcript", opts["transcript"])
+        if opts.get("transcript")
+        else None
+    )
+    p = await asyncio.to_thread(plan, recording, transcript, opts.get("participant") or "", True)
+    return recording, p
+
+
+async def _row(st: App, session_id: str) -> Session:
+    async with st.db.session() as s:
+        row = await s.get(Session, session_id)
+    if row is None:
+        raise not_found("session", session_id)
+    return row
+
+
+@router.post("", status_code=201, response_model=SessionOut)
+async def create_session(body: SessionIn, st: App, _: Backend) -> SessionOut:
+    jurisdiction = require_lawful(body.purpose, body.jurisdiction, body.setting, body.bias_audit)
+    if body.reporting == "participant" and not PURPOSES[body.purpose].per_participant:
+        raise ApiError(
+            422,
+            "reporting_refused",
+            f"per-participant reporting is not available for {body.purpose!r}; "
+            "use reporting 'room' (aggregates only)",
+        )
+    row = Session(
+        id=f"ses_{uuid.uuid4().hex[:24]}",
+        source_kind="recording" if body.recording else "room",
+        source=body.recording or body.room or "",
+        purpose=body.purpose,
+        jurisdiction=jurisdiction,
+        setting=body.setting,
+        reporting=body.reporting,
+        options={
+            "transcript": body.transcript,
+            "participant": body.participant,
+            "speed": body.speed,
+            "bias_audit": body.bias_audit.isoformat() if body.bias_audit else None,
+        },
+        status="created",
+        created_at=datetime.now(UTC),
+        counts={},
+    )
+    if body.recording:
+        if body.transcript is None and body.participant is None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "participant: required for a recording without a transcript "
+                "(whose consent covers it)",
+            )
+        await _plan(st, row)  # bad media or transcript fails here, before anything is stored
+    async with st.db.transaction() as s:
+        s.add(row)
+    st.runs.open(row.id, [])
+    return _out(st, row)
+
+
+@router.get("/{session_id}", response_model=SessionOut)
+async def get_session(session_id: str, st: App, _: Backend) -> SessionOut:
+    return _out(st, await _row(st, session_id))
+
+
+@router.post("/{session_id}/start", response_model=SessionOut)
+async def start_session(session_id: str, st: App, _: Backend) -> SessionOut:
+    """Start analysing a recording (record the consents first: nothing else is processed)."""
+    row = await _row(st, session_id)
+    if row.source_kind != "recording":
+        raise ApiError(409, "not_a_recording", "a room session starts when its room does")
+    if row.status != "created":
+        raise ApiError(409, "already_started", f"session {session_id} is {row.status}")
+    recording, p = await _plan(st, row)
+    now = datetime.now(UTC)
+    async with st.db.session() as s:
+        consents = list(
+            await s.scalars(
+                select(Consent).where(
+                    Consent.session_id == session_id, Consent.revoked_at.is_(None)
+                )
+            )
+        )
+    run = st.runs.open(session_id, [grant_of(c) for c in consents])
+    async with st.db.transaction() as s:
+        live = await s.get(Session, session_id)
+        assert live is not None
+        live.status, live.started_at = "running", now
+    st.runs.start_recording(
+        run,
+        recording,
+        p,
+        reporting="participant" if row.reporting == "participant" else "room",
+        speed=float(row.options.get("speed") or 0.0),
+    )
+    return _out(st, await _row(st, session_id))
+
+
+@router.delete("/{session_id}", response_model=SessionOut)
+async def end_session(session_id: str, st: App, _: Backend) -> SessionOut:
+    """End the session; a running one emits its summary first."""
+    row = await _row(st, session_id)
+    await st.runs.stop(session_id)  # a running session has ended (and its status stored) after it
+    if row.status == "created":
+            async with st.db.transaction() as s:
+                live = await s.get(Session, session_id)
+                assert live is not None
+                live.status, live.ended_at = "ended", datetime.now(UTC)
+    return _out(st, await _row(st, session_id))
+
+
+@router.post("/{session_id}/tokens", status_code=201, response_model=TokenOut)
+async def issue_token(session_id: str, st: App, _: Backend) -> TokenOut:
+    """A short-lived token for a dashboard to read this session's events (and nothing else)."""
+    await _row(st, session_id)
+    token, expires = st.tokens.issue(session_id)
+    return TokenOut(
+        token=token, expires_at=datetime.fromtimestamp(expires, UTC), session_id=session_id
+    )

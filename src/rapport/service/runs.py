@@ -1,0 +1,166 @@
+"""Sessions running in this process: each has a consent gate (fed by the consent routes) and, for
+a recording, a worker thread that feeds the spine's Session. The bot (LiveKit rooms) will drive
+the same Session object. Events go through a Recorder on the event loop; the worker blocks until
+each is stored, so nothing is emitted that is not durable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rapport.analytics.payloads import Reporting
+from rapport.analyze import Plan, feed, open_session
+from rapport.config import Settings
+from rapport.consent.gate import ConsentGate, Grant
+from rapport.errors import RapportError
+from rapport.events.bus import EventBus
+from rapport.events.schema import ConsentRevokedData, Event, EventType
+from rapport.pack import OfflinePack
+from rapport.service.recorder import Recorder
+from rapport.session import Session
+
+log = logging.getLogger(__name__)
+
+EMIT_TIMEOUT_S = 30.0
+"""A worker waits this long for its event to be stored before failing the session."""
+
+Finished = Callable[[str, str, str | None, dict[str, object]], Awaitable[None]]
+"""(session id, final status, error, counts): awaited on the event loop when a run ends."""
+
+
+@dataclass(slots=True)
+class Run:
+    session_id: str
+    gate: ConsentGate
+    bus: EventBus | None = None
+    session: Session | None = None
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Runs:
+    def __init__(
+        self, settings: Settings, pack: OfflinePack, recorder: Recorder, finished: Finished
+    ) -> None:
+        self._settings = settings
+        self._pack = pack
+        self._recorder = recorder
+        self._finished = finished
+        self._runs: dict[str, Run] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def get(self, session_id: str) -> Run | None:
+        return self._runs.get(session_id)
+
+    def open(self, session_id: str, grants: list[Grant]) -> Run:
+        """The live state of a session (created at POST, before any media arrives)."""
+        run = self._runs.get(session_id)
+        if run is None:
+            run = self._runs[session_id] = Run(session_id, ConsentGate())
+            for g in grants:
+                run.gate.grant(g)
+        return run
+
+    def grant(self, session_id: str, grant: Grant) -> None:
+        run = self._runs.get(session_id)
+        if run is not None:
+            run.gate.grant(grant)
+
+    async def revoke(self, session_id: str, user_id: str, consent_id: str, at: datetime) -> None:
+        """Stop admitting the person now; the session purges their state on its next item (or
+        here, when it is idle) and a consent.revoked event goes out."""
+        run = self._runs.get(session_id)
+        if run is None or not run.gate.revoke(user_id, consent_id):
+            return
+        if run.bus is not None and run.session is not None:
+            bus, session = run.bus, run.session
+            data = ConsentRevokedData(consent_id=consent_id, revoked_at=at, purged=True)
+            t = session.media_time
+            # Emitting blocks on the event loop storing the event: do it off the loop.
+            await asyncio.to_thread(bus.emit, EventType.CONSENT_REVOKED, t, t, data)
+
+    def start_recording(
+        self,
+        run: Run,
+        recording: Path,
+        plan: Plan,
+        *,
+        reporting: Reporting,
+        speed: float,
+    ) -> None:
+        models = self._pack.model_names(plan.modalities, transcribed=plan.transcribe)
+        run.bus = EventBus(run.session_id, models, [self._store])
+        run.session = open_session(
+            plan,
+            settings=self._settings,
+            pack=self._pack,
+            bus=run.bus,
+            reporting=reporting,
+            gate=run.gate,
+        )
+        run.thread = threading.Thread(
+            target=self._work,
+            args=(run, recording, plan, speed),
+            name=f"session-{run.session_id}",
+            daemon=True,
+        )
+        run.thread.start()
+
+    async def stop(self, session_id: str) -> None:
+        """End a running session early: it emits its summary, then ends."""
+        run = self._runs.get(session_id)
+        if run is None:
+            return
+        run.stop.set()
+        if run.thread is not None:
+            await run.done.wait()
+        self._runs.pop(session_id, None)
+
+    async def shutdown(self) -> None:
+        for run in list(self._runs.values()):
+            run.stop.set()
+        for run in list(self._runs.values()):
+            if run.thread is not None:
+                await asyncio.to_thread(run.thread.join, EMIT_TIMEOUT_S)
+
+    # -- worker thread -----------------------------------------------------------------------------
+
+    def _store(self, event: Event) -> None:
+        future: Future[None] = asyncio.run_coroutine_threadsafe(
+            self._recorder.record(event), self._loop
+        )
+        future.result(EMIT_TIMEOUT_S)
+
+    def _work(self, run: Run, recording: Path, plan: Plan, speed: float) -> None:
+        assert run.session is not None
+        status, error = "ended", None
+        try:
+            run.session.start(source="recording", modalities=plan.modalities)
+            reached = feed(run.session, recording, plan, self._settings, stop=run.stop, speed=speed)
+            run.session.finish(min(reached, plan.info.duration_s))
+        except RapportError as e:
+            status, error = "failed", str(e)
+        except Exception as e:  # the session fails; the service goes on
+            log.exception("session failed", extra={"session_id": run.session_id})
+            status, error = "failed", f"internal error: {type(e).__name__}"
+        counts = run.gate.counts()
+
+        async def finished() -> None:
+            try:
+                await self._finished(run.session_id, status, error, counts)
+            finally:
+                run.done.set()
+
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(finished(), self._loop)
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

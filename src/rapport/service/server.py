@@ -1,0 +1,62 @@
+"""Running the service: uvicorn on the configured address, and API-key administration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from rapport.config import Settings
+from rapport.service.app import create_app, open_database
+from rapport.service.auth import create_api_key
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> int:
+    """Blocks until interrupted. Prints one line with the address once it accepts connections
+    (port 0 picks a free one), so scripts and tests can wait for it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("alembic", "httpx"):  # one line per migration step / per delivery
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.service.host,
+        port=settings.service.port if port is None else port,
+        log_level="warning",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            sock = server.servers[0].sockets[0]
+            addr_host, addr_port = sock.getsockname()[:2]
+            print(f"rapport: listening on http://{addr_host}:{addr_port}", flush=True)
+        await task
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:  # uvicorn re-raises the signal once it has shut down cleanly
+        print("rapport: stopped", file=sys.stderr)
+        return 0
+    return 0 if server.started else 1
+
+
+def create_key(settings: Settings, name: str) -> tuple[str, str]:
+    async def run() -> tuple[str, str]:
+        db = await open_database(settings)
+        try:
+            return await create_api_key(db, name)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit("use `rapport serve`")

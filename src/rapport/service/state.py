@@ -1,0 +1,46 @@
+"""What the routes share, built once in the app's lifespan (models load there, never at import)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request, WebSocket
+
+from rapport.config import Settings
+from rapport.consent.store import ConsentLog
+from rapport.events.webhooks import Outbox
+from rapport.events.websocket import EventHub
+from rapport.service.auth import Tokens
+from rapport.service.recorder import Recorder
+from rapport.service.runs import Runs
+from rapport.store.db import Database
+
+
+@dataclass(slots=True)
+class State:
+    settings: Settings
+    db: Database
+    consents: ConsentLog
+    tokens: Tokens
+    hub: EventHub
+    outbox: Outbox
+    recorder: Recorder
+    runs: Runs
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+def state(request: Request) -> State:
+    s: State = request.app.state.rapport
+    return s
+
+
+def ws_state(websocket: WebSocket) -> State:
+    s: State = websocket.app.state.rapport
+    return s
