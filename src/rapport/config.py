@@ -92,6 +92,12 @@ class ServiceSettings(_Section):
         description="Browser Origins allowed on the WebSocket; clients sending no Origin pass.",
     )
     token_ttl_s: float = Field(900, gt=0, le=86400, description="Life of a dashboard token.")
+    send_buffer_bytes: int | None = Field(
+        None,
+        ge=4096,
+        description="Kernel send buffer per connection (SO_SNDBUF); null: the kernel's autotuning "
+        "(up to MBs per stalled WebSocket consumer).",
+    )
 
 
 class WebSocketSettings(_Section):

@@ -66,8 +66,11 @@ class Session:
         self._reporting: Reporting = reporting
         self._windows = WindowAggregator(settings, duration_s)
         self._names = Pseudonyms()
+        # Behind a gate, a person joins the windows with their first admitted item, so no one
+        # without consent is ever reported, not even as silent.
         for p in sorted({*speakers, *([owner] if owner else [])}):
-            self._windows.register(p)
+            if gate is None:
+                self._windows.register(p)
             self._names(p)
         self._summary = SummaryBuilder(reporting, self._names)
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
@@ -179,7 +182,11 @@ class Session:
             return True
         for person in self._gate.take_purges():
             self.forget(person)
-        return self._gate.admit(stream, modality)
+        if not self._gate.admit(stream, modality):
+            return False
+        if stream != ROOM_STREAM:
+            self._windows.register(stream)
+        return True
 
     def forget(self, person: str) -> None:
         """Purge everything held in memory about `person` (consent revoked). Streams they are part

@@ -25,11 +25,12 @@ class Receiver:
     """Responses to give first, in order (status, headers); then 204 for good."""
     delay_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    attempts: int = 0
+    attempts: list[Received] = field(default_factory=list)
+    """Every request, answered with success or not."""
 
     def respond(self, request: Received) -> tuple[int, dict[str, str]]:
         with self.lock:
-            self.attempts += 1
+            self.attempts.append(request)
             if self.script:
                 return self.script.pop(0)
             self.received.append(request)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 import uvicorn
 
 from rapport.config import Settings
+from rapport.errors import InputError
 from rapport.service.app import create_app, open_database
 from rapport.service.auth import create_api_key
 
@@ -21,21 +23,24 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
         create_app(settings),
-        host=host or settings.service.host,
-        port=settings.service.port if port is None else port,
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )
     server = uvicorn.Server(config)
+    sock = _listen(
+        host or settings.service.host,
+        settings.service.port if port is None else port,
+        settings.service.send_buffer_bytes,
+    )
 
     async def run() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            sock = server.servers[0].sockets[0]
-            addr_host, addr_port = sock.getsockname()[:2]
+            bound = server.servers[0].sockets[0]
+            addr_host, addr_port = bound.getsockname()[:2]
             print(f"rapport: listening on http://{addr_host}:{addr_port}", flush=True)
         await task
 
@@ -45,6 +50,21 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         print("rapport: stopped", file=sys.stderr)
         return 0
     return 0 if server.started else 1
+
+
+def _listen(host: str, port: int, send_buffer: int | None) -> socket.socket:
+    """The listening socket; accepted connections inherit its send buffer size."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if send_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        sock.bind((host, port))
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.set_inheritable(True)
+    return sock
 
 
 def create_key(settings: Settings, name: str) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from rapport.store.tables import Session
 router = APIRouter(tags=["events"])
 
 REPLAY_PAGE = 500
+CLOSE_WAIT_S = 2.0
 
 
 async def _authorised(ws: WebSocket, st: State, session_id: str, token: str | None) -> bool:
@@ -178,5 +179,6 @@ async def _drain_client(ws: WebSocket) -> None:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(Exception):  # the peer may be gone already
-        await ws.close(code=code, reason=reason)
+    # The peer may be gone, or (cut off for being slow) not reading: never wait on it long.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=code, reason=reason), CLOSE_WAIT_S)
