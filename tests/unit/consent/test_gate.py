@@ -1,0 +1,113 @@
+"""The consent gate on a virtual clock: who is admitted, for which modality, until when."""
+
+from __future__ import annotations
+
+import threading
+
+from rapport.consent.gate import ConsentGate, Grant
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def grant(user: str, *modalities: str, until: float = 2_000.0, cid: str = "con_1") -> Grant:
+    return Grant(cid, user, frozenset(modalities or ("face", "voice", "text")), until)
+
+
+def test_no_consent_no_admission_and_it_is_counted() -> None:
+    gate = ConsentGate(Clock())
+    assert not gate.admit("ann", "face")
+    counts = gate.counts()
+    assert counts["admitted"] == {} and counts["dropped"] == {"no_consent": 1}
+
+
+def test_only_the_consented_modalities() -> None:
+    gate = ConsentGate(Clock())
+    gate.grant(grant("ann", "voice"))
+    assert gate.admit("ann", "voice")
+    assert not gate.admit("ann", "face")
+    assert not gate.admit("ann", "text")
+    per = gate.counts()["participants"]
+    assert isinstance(per, dict)
+    assert per["ann"]["admitted"] == {"voice": 1}
+    assert per["ann"]["dropped"] == {"no_consent_face": 1, "no_consent_text": 1}
+
+
+def test_expiry_on_the_clock() -> None:
+    clock = Clock()
+    gate = ConsentGate(clock)
+    gate.grant(grant("ann", until=1_010.0))
+    assert gate.admit("ann", "face")
+    clock.t = 1_009.999
+    assert gate.admit("ann", "face")
+    clock.t = 1_010.0
+    assert not gate.admit("ann", "face")
+    assert gate.counts()["dropped"] == {"consent_expired": 1}
+
+
+def test_revocation_stops_the_next_item_and_asks_for_a_purge() -> None:
+    gate = ConsentGate(Clock())
+    gate.grant(grant("ann", cid="con_a"))
+    assert gate.admit("ann", "face")
+    assert not gate.revoke("ann", "con_other")  # not the consent in force
+    assert gate.admit("ann", "face")
+    assert gate.revoke("ann", "con_a")
+    assert not gate.admit("ann", "face")
+    assert gate.take_purges() == ["ann"]
+    assert gate.take_purges() == []
+    assert gate.counts()["dropped"] == {"consent_revoked": 1}
+    assert not gate.revoke("ann", "con_a")  # already revoked: nothing to stop
+
+
+def test_a_new_consent_after_revocation_admits_again() -> None:
+    gate = ConsentGate(Clock())
+    gate.grant(grant("ann", cid="con_a"))
+    gate.revoke("ann")
+    gate.grant(grant("ann", cid="con_b"))
+    assert gate.admit("ann", "text")
+
+
+def test_a_shared_stream_needs_every_member() -> None:
+    gate = ConsentGate(Clock())
+    gate.set_members("room", ["ann", "bob"])
+    gate.grant(grant("ann"))
+    assert not gate.admit("room", "face")
+    gate.grant(grant("bob", "voice"))
+    assert not gate.admit("room", "face")  # bob did not consent to his face
+    assert gate.admit("room", "voice")
+    per = gate.counts()["participants"]
+    assert isinstance(per, dict)
+    assert per["ann"]["admitted"] == {"voice": 1} and per["bob"]["admitted"] == {"voice": 1}
+    assert gate.stream_people("room") == ("ann", "bob")
+    assert gate.stream_people("carol") == ("carol",)
+
+
+def test_an_empty_room_admits_nothing() -> None:
+    gate = ConsentGate(Clock())
+    gate.set_members("room", [])
+    assert not gate.admit("room", "voice")
+
+
+def test_revocation_from_another_thread_is_seen_at_once() -> None:
+    gate = ConsentGate(Clock())
+    gate.grant(grant("ann"))
+    admitted_after = []
+    revoked = threading.Event()
+
+    def worker() -> None:
+        for _ in range(20_000):
+            ok = gate.admit("ann", "voice")
+            if revoked.is_set() and ok:
+                admitted_after.append(1)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    gate.revoke("ann")
+    revoked.set()
+    t.join()
+    assert admitted_after == []
