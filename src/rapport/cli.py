@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     kc = ksub.add_parser("create", help="create an API key (shown once)")
     kc.add_argument("name", help="who the key is for, e.g. the backend's name")
+    ksub.add_parser("list", help="list API keys (ids and names; never the keys)")
+    kr = ksub.add_parser("revoke", help="revoke an API key at once")
+    kr.add_argument("key_id", help="e.g. key_0123456789abcdef")
 
     m = sub.add_parser("models", help="manage the model pack")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -186,11 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(settings, args.host, args.port)
         if args.command == "keys":
-            from rapport.service.server import create_key
+            from rapport.service.server import keys
 
-            key_id, key = create_key(settings, args.name)
-            err.print(f"created {key_id} for {args.name!r}; the key is shown only this once:")
-            print(key)
+            arg = getattr(args, "name", None) or getattr(args, "key_id", None)
+            for line in keys(settings, args.keys_command, arg):
+                print(line)
             return 0
         from rapport.events.schema import schema_text
 

@@ -36,6 +36,21 @@ async def create_api_key(db: Database, name: str) -> tuple[str, str]:
     return key_id, key
 
 
+async def list_api_keys(db: Database) -> list[ApiKey]:
+    async with db.session() as s:
+        return list(await s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+async def revoke_api_key(db: Database, key_id: str) -> bool:
+    async with db.transaction() as s:
+        row = await s.get(ApiKey, key_id)
+        if row is None:
+            return False
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+        return True
+
+
 async def check_api_key(db: Database, key: str) -> str | None:
     """The key's id when it is valid and not revoked."""
     if not key.startswith(KEY_PREFIX):

@@ -3,6 +3,7 @@ clear line of message; a request can never produce a 500 through bad input."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport.errors import RapportError
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -48,6 +51,11 @@ def install(app: FastAPI) -> None:
             for x in errors
         ]
         return JSONResponse(_body("invalid_request", message, fields=fields), 422)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, e: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=e)
+        return JSONResponse(_body("internal", "internal error; see the service log"), 500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ import uvicorn
 from rapport.config import Settings
 from rapport.errors import InputError
 from rapport.service.app import create_app, open_database
-from rapport.service.auth import create_api_key
+from rapport.service.auth import create_api_key, list_api_keys, revoke_api_key
 
 
 def serve(settings: Settings, host: str | None, port: int | None) -> int:
@@ -67,11 +67,30 @@ def _listen(host: str, port: int, send_buffer: int | None) -> socket.socket:
     return sock
 
 
-def create_key(settings: Settings, name: str) -> tuple[str, str]:
-    async def run() -> tuple[str, str]:
+def keys(settings: Settings, action: str, arg: str | None) -> list[str]:
+    """`rapport keys create NAME | list | revoke KEY_ID`: lines for stdout."""
+
+    async def run() -> list[str]:
         db = await open_database(settings)
         try:
-            return await create_api_key(db, name)
+            if action == "create":
+                assert arg is not None
+                key_id, key = await create_api_key(db, arg)
+                print(
+                    f"created {key_id} for {arg!r}; the key is shown only this once:",
+                    file=sys.stderr,
+                )
+                return [key]
+            if action == "revoke":
+                assert arg is not None
+                if not await revoke_api_key(db, arg):
+                    raise InputError(f"no API key {arg!r} (see `rapport keys list`)")
+                return [f"revoked {arg}"]
+            return [
+                f"{k.id}\t{k.name}\tcreated {k.created_at:%Y-%m-%d}"
+                + (f"\trevoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "")
+                for k in await list_api_keys(db)
+            ]
         finally:
             await db.close()
 

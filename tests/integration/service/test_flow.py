@@ -66,3 +66,27 @@ def test_events_arrive_in_order_on_websocket_and_signed_webhook(
             verify(secret, g.headers, g.body, now=time.time())
         assert done["counts"]["admitted"]["face"] > 0
         assert done["counts"]["dropped"] == {}
+
+
+def test_api_keys_are_listed_without_the_key_and_revoked_at_once(service: Service) -> None:
+    assert service.http.get("/v1/webhooks").status_code == 200
+    listing = service._cli("keys", "list")
+    assert "\ttests\t" in listing and service.key not in listing
+    key_id = listing.split("\t")[0]
+    assert service._cli("keys", "revoke", key_id).strip() == f"revoked {key_id}"
+    r = service.http.get("/v1/webhooks")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert "revoked" in service._cli("keys", "list")
+
+
+def test_ending_a_running_session_emits_its_summary(service: Service, short_talk: Recording) -> None:
+    session = service.session(short_talk, speed=1.0)
+    service.consent(session["id"], "presenter")
+    service.http.post(f"/v1/sessions/{session['id']}/start")
+    time.sleep(2.5)
+    r = service.http.delete(f"/v1/sessions/{session['id']}")
+    assert r.status_code == 200 and r.json()["status"] == "ended"
+    events = service.events(session["id"])
+    summary = events[-1]
+    assert summary["type"] == "session.summary"
+    assert 2.0 <= summary["data"]["duration_s"] < short_talk.duration_s
