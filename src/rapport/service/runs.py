@@ -97,17 +97,9 @@ class Runs:
     ) -> None:
         models = self._pack.model_names(plan.modalities, transcribed=plan.transcribe)
         run.bus = EventBus(run.session_id, models, [self._store])
-        run.session = open_session(
-            plan,
-            settings=self._settings,
-            pack=self._pack,
-            bus=run.bus,
-            reporting=reporting,
-            gate=run.gate,
-        )
         run.thread = threading.Thread(
             target=self._work,
-            args=(run, recording, plan, speed),
+            args=(run, recording, plan, reporting, speed),
             name=f"session-{run.session_id}",
             daemon=True,
         )
@@ -138,10 +130,21 @@ class Runs:
         )
         future.result(EMIT_TIMEOUT_S)
 
-    def _work(self, run: Run, recording: Path, plan: Plan, speed: float) -> None:
-        assert run.session is not None
+    def _work(
+        self, run: Run, recording: Path, plan: Plan, reporting: Reporting, speed: float
+    ) -> None:
+        assert run.bus is not None
         status, error = "ended", None
         try:
+            # Built here, not on the event loop: a session loads its own VAD model.
+            run.session = open_session(
+                plan,
+                settings=self._settings,
+                pack=self._pack,
+                bus=run.bus,
+                reporting=reporting,
+                gate=run.gate,
+            )
             run.session.start(source="recording", modalities=plan.modalities)
             reached = feed(run.session, recording, plan, self._settings, stop=run.stop, speed=speed)
             run.session.finish(min(reached, plan.info.duration_s))
