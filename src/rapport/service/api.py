@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rapport.consent.policy import PURPOSES
+
 Modality = Literal["face", "voice", "text"]
 Ident = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_SEQ = 2**53
+"""Sequence numbers in queries stay below this (what every JSON client and database holds)."""
+
+
+def known_purpose(code: str) -> str:
+    if code not in PURPOSES:
+        raise ValueError(f"unknown purpose {code!r}; one of {', '.join(sorted(PURPOSES))}")
+    return code
 
 
 class _In(BaseModel):
@@ -28,6 +41,15 @@ class ConsentIn(_In):
     granted_at: AwareDatetime
     expires_at: AwareDatetime
 
+    _purpose = field_validator("purpose")(known_purpose)
+
+    @field_validator("granted_at", "expires_at")
+    @classmethod
+    def _plausible(cls, v: datetime) -> datetime:
+        if not EARLIEST <= v < LATEST:
+            raise ValueError(f"must be between {EARLIEST:%Y} and {LATEST:%Y}")
+        return v
+
     @field_validator("modalities")
     @classmethod
     def _unique(cls, v: list[Modality]) -> list[Modality]:
@@ -39,6 +61,8 @@ class ConsentIn(_In):
     def _times(self) -> ConsentIn:
         if self.expires_at <= self.granted_at:
             raise ValueError("expires_at must be after granted_at")
+        if self.granted_at > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError("granted_at is in the future")
         return self
 
 
@@ -84,6 +108,8 @@ class SessionIn(_In):
     bias_audit: date | None = Field(
         None, description="hiring_interview in NYC: date of the independent bias audit (LL 144)."
     )
+
+    _purpose = field_validator("purpose")(known_purpose)
 
     @model_validator(mode="after")
     def _one_source(self) -> SessionIn:

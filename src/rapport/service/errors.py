@@ -38,7 +38,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RapportError)
     async def _input(_: Request, e: RapportError) -> JSONResponse:
-        return JSONResponse(_body("invalid_request", str(e)), 422)
+        return JSONResponse(_body("invalid_request", " ".join(str(e).split())), 422)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:

@@ -159,6 +159,8 @@ class Runs:
             try:
                 await self._finished(run.session_id, status, error, counts)
             finally:
+                # Ended: a later revocation or consent has no live state to act on.
+                self._runs.pop(run.session_id, None)
                 run.done.set()
 
         if not self._loop.is_closed():

@@ -470,11 +470,6 @@ def test_erasure_of_a_subject(service: Service, short_talk: Recording) -> None:
     assert again["consents_erased"] == 0 and again["erasure_seq"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: the WebSocket of an ended session whose events were erased never closes",
-)
 def test_replay_of_an_erased_session_closes(service: Service, short_talk: Recording) -> None:
     session = service.session(short_talk)
     service.consent(session["id"], "presenter")

@@ -79,7 +79,9 @@ def test_api_keys_are_listed_without_the_key_and_revoked_at_once(service: Servic
     assert "revoked" in service._cli("keys", "list")
 
 
-def test_ending_a_running_session_emits_its_summary(service: Service, short_talk: Recording) -> None:
+def test_ending_a_running_session_emits_its_summary(
+    service: Service, short_talk: Recording
+) -> None:
     session = service.session(short_talk, speed=1.0)
     service.consent(session["id"], "presenter")
     service.http.post(f"/v1/sessions/{session['id']}/start")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.consent.gate import Grant
 from rapport.consent.records import LogEntry
 from rapport.consent.store import iso
-from rapport.service.api import ConsentIn, ConsentOut, Signature
+from rapport.service.api import MAX_SEQ, ConsentIn, ConsentOut, Signature
 from rapport.service.deps import App, Backend
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
@@ -121,7 +121,7 @@ async def record_consent(body: ConsentIn, st: App, _: Backend) -> ConsentOut:
 async def export_log(
     st: App,
     _: Backend,
-    after: int = Query(-1, ge=-1, description="Entries with seq greater than this."),
+    after: int = Query(-1, ge=-1, lt=MAX_SEQ, description="Entries with seq greater than this."),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> dict[str, Any]:
     """The signed log for audit, with the public keys that verify it."""

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from sqlalchemy import func, select
 
 from rapport.events.websocket import CLOSE_TOO_SLOW, Outgoing, Subscription
+from rapport.service.api import MAX_SEQ
 from rapport.service.auth import check_api_key
 from rapport.service.deps import bearer
 from rapport.service.state import State, ws_state
@@ -28,6 +29,7 @@ from rapport.store.tables import Session
 router = APIRouter(tags=["events"])
 
 REPLAY_PAGE = 500
+ENDED = ("ended", "failed", "interrupted")
 CLOSE_WAIT_S = 2.0
 
 
@@ -35,7 +37,9 @@ async def _authorised(ws: WebSocket, st: State, session_id: str, token: str | No
     origin = ws.headers.get("origin")
     if origin is not None and origin not in st.settings.service.allowed_origins:
         return False
-    credential = token or bearer(ws.headers.get("authorization"))
+    if token is not None:  # a query string ends up in logs: dashboard tokens only, never keys
+        return st.tokens.session_of(token) == session_id
+    credential = bearer(ws.headers.get("authorization"))
     if credential is None:
         return False
     if st.tokens.session_of(credential) == session_id:
@@ -47,8 +51,10 @@ async def _authorised(ws: WebSocket, st: State, session_id: str, token: str | No
 async def events(
     ws: WebSocket,
     session: str = Query(min_length=1, max_length=40),
-    after: int = Query(-1, ge=-1, description="Last seq received; -1 replays all that is kept."),
-    token: str | None = Query(None, description="Dashboard token (or an API key header)."),
+    after: int = Query(
+        -1, ge=-1, lt=MAX_SEQ, description="Last seq received; -1 replays all that is kept."
+    ),
+    token: str | None = Query(None, description="Dashboard token (API keys go in a header)."),
 ) -> None:
     st = ws_state(ws)
     async with st.db.session() as s:
@@ -105,7 +111,8 @@ async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, aft
             final_seen = final_seen or type_ == "session.summary"
         if len(page) < REPLAY_PAGE:
             break
-    if final_seen:
+    if final_seen or row.status in ENDED:
+        # (An ended session whose summary was erased or purged has nothing more to send.)
         await _close(ws, 1000, "session ended")
         return
     receiver = asyncio.create_task(_drain_client(ws))

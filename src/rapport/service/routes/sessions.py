@@ -25,13 +25,15 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
 def _under_roots(settings: Settings, field: str, value: str) -> Path:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ApiError(422, "invalid_request", f"{field}: {value!r} contains control characters")
     path = Path(value).expanduser().resolve()
     roots = [r.expanduser().resolve() for r in settings.service.media_roots]
     if not any(path.is_relative_to(r) for r in roots):
         raise ApiError(
             422,
             "invalid_request",
-            f"{field}: {value} is not under any folder of service.media_roots",
+            f"{field}: {value!r} is not under any folder of service.media_roots",
         )
     return path
 
