@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     ksub.add_parser("list", help="list API keys (ids and names; never the keys)")
     kr = ksub.add_parser("revoke", help="revoke an API key at once")
     kr.add_argument("key_id", help="e.g. key_0123456789abcdef")
+    ksub.add_parser(
+        "rotate-signing",
+        help="add a new consent-signing key (used after the next restart; old keys stay published)",
+    )
 
     m = sub.add_parser("models", help="manage the model pack")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")

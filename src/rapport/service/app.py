@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await open_database(settings)
         data_dir = settings.service.data_dir
-        keys = KeyRing.load_or_create(data_dir / "keys")
+        keys = KeyRing.load_or_create(data_dir / "keys")  # the newest key signs
         tokens = Tokens.load_or_create(data_dir, settings.service.token_ttl_s)
         pack = await asyncio.to_thread(OfflinePack, settings)
         hub = EventHub(settings.websocket.queue_size)

@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from rapport.config import Settings
+from rapport.consent.records import KeyRing
 from rapport.errors import InputError
 from rapport.service.app import create_app, open_database
 from rapport.service.auth import create_api_key, list_api_keys, revoke_api_key
@@ -69,6 +70,10 @@ def _listen(host: str, port: int, send_buffer: int | None) -> socket.socket:
 
 def keys(settings: Settings, action: str, arg: str | None) -> list[str]:
     """`rapport keys create NAME | list | revoke KEY_ID`: lines for stdout."""
+
+    if action == "rotate-signing":
+        ring = KeyRing.rotate(settings.service.data_dir / "keys")
+        return [f"signing key {ring.current.kid} added; restart the service to sign with it"]
 
     async def run() -> list[str]:
         db = await open_database(settings)
