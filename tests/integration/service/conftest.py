@@ -206,3 +206,16 @@ def short_talk(media_dir: Path) -> Recording:
         ),
         transcript=media_dir / "short.vtt",
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    from tests.fakes.postgres import postgres_server, server_bin
+
+    bin_dir = server_bin()
+    if bin_dir is None:
+        if os.environ.get("RAPPORT_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
+        pytest.skip("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
+    with postgres_server(bin_dir) as url:
+        yield url
