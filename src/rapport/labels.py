@@ -33,3 +33,44 @@ def valence_arousal(probs: Sequence[float]) -> tuple[float, float]:
     v = sum(p * VALENCE_AROUSAL[c][0] for p, c in zip(probs, EXPRESSIONS, strict=True))
     a = sum(p * VALENCE_AROUSAL[c][1] for p, c in zip(probs, EXPRESSIONS, strict=True))
     return v, a
+
+
+#: Every label a supported head may emit (lower case) -> the class of EXPRESSIONS it means. The
+#: transformer heads map their own label sets through this one table (tests keep it total over the
+#: reference checkpoints' labels):
+#: - face, trpakov/vit-face-expression (FER2013): angry disgust fear happy neutral sad surprise
+#: - voice, superb/wav2vec2-base-superb-er (IEMOCAP, 4 classes): neu hap ang sad
+#: - text, j-hartmann/emotion-english-distilroberta-base: anger disgust fear joy neutral sadness
+#:   surprise
+LABEL_ALIASES: Final[dict[str, str]] = {
+    **{c: c for c in EXPRESSIONS},
+    "anger": "angry",
+    "ang": "angry",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "joy": "happy",
+    "happiness": "happy",
+    "hap": "happy",
+    "exc": "happy",  # IEMOCAP "excited", merged into happy by the 4-class benchmark
+    "sadness": "sad",
+    "surprised": "surprise",
+    "neu": "neutral",
+    "calm": "neutral",
+}
+
+
+def expression_map(labels: Sequence[str]) -> list[int]:
+    """For each of a head's labels, the index of its class in EXPRESSIONS; ValueError names any
+    label the table does not know (a checkpoint that cannot be mapped is refused at load)."""
+    unknown = [lab for lab in labels if lab.strip().lower() not in LABEL_ALIASES]
+    if unknown:
+        raise ValueError(f"labels {unknown} have no expression class (labels.LABEL_ALIASES)")
+    return [EXPRESSIONS.index(LABEL_ALIASES[lab.strip().lower()]) for lab in labels]
+
+
+def to_expressions(probs: Sequence[float], mapping: Sequence[int]) -> tuple[float, ...]:
+    """A head's distribution over its own labels, summed into one over EXPRESSIONS."""
+    out = [0.0] * len(EXPRESSIONS)
+    for p, index in zip(probs, mapping, strict=True):
+        out[index] += float(p)
+    return tuple(out)

@@ -54,6 +54,10 @@ class Manifest(_Frozen):
     """file name (in the model's folder) -> lowercase hex sha256"""
     source: Source
     engine: Literal["onnx"]
+    inputs: tuple[InputSpec, ...] = ()
+    """Every input, when the model has more than `input` (token ids and their mask, ...)."""
+    variants: dict[str, str] = {}
+    """precision -> file, for exports that also ship e.g. an fp16 file for CUDA."""
 
     @field_validator("files")
     @classmethod
@@ -96,12 +100,12 @@ def write_manifest(model_dir: Path, manifest: Manifest) -> None:
     os.replace(tmp, model_dir / MANIFEST)
 
 
-def load_model_dir(models_dir: Path, name: str) -> Manifest:
+def load_model_dir(models_dir: Path, name: str, hint: str = FETCH_HINT) -> Manifest:
     """The manifest of models_dir/name, after checking every file it lists against its sha256."""
     model_dir = models_dir / name
     manifest_path = model_dir / MANIFEST
     if not manifest_path.is_file():
-        raise ModelError(f"model {name!r} is missing from {models_dir}/: {FETCH_HINT}")
+        raise ModelError(f"model {name!r} is missing from {models_dir}/: {hint}")
     try:
         manifest = Manifest.model_validate_json(manifest_path.read_bytes())
     except (OSError, ValidationError) as e:
