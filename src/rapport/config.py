@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -69,6 +69,31 @@ class WindowSettings(_Section):
 class RuntimeSettings(_Section):
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads inside one op.")
     inter_op_threads: int = Field(1, ge=1)
+
+
+Provider = Literal["tensorrt", "cuda", "cpu"]
+PROVIDERS: tuple[Provider, ...] = ("tensorrt", "cuda", "cpu")
+
+
+class EngineSettings(_Section):
+    pack: Literal["offline", "full"] = Field(
+        "offline",
+        description="offline: the pack registry packages ship; full: the transformer heads "
+        "(`rapport models export`).",
+    )
+    backend: Literal["onnx", "torch"] = Field("onnx", description="How the full pack runs.")
+    providers: list[Provider] = Field(
+        default_factory=lambda: list(PROVIDERS),
+        min_length=1,
+        description="ONNX Runtime execution providers in order of preference (those present).",
+    )
+    precision: Literal["fp32", "fp16"] = Field("fp32", description="fp16 needs CUDA/TensorRT.")
+    threads: int = Field(2, ge=1, description="Intra-op threads of each transformer head.")
+    max_batch: int = Field(16, ge=1, description="Items per batched model call.")
+    max_delay_ms: float = Field(5.0, ge=0, description="Longest wait for a batch to fill.")
+    max_queue: int = Field(
+        256, ge=1, description="Items queued per model; past it the stalest video is dropped."
+    )
 
 
 class ServiceSettings(_Section):
@@ -169,6 +194,7 @@ class Settings(BaseSettings):
     engagement: EngagementSettings = EngagementSettings()
     window: WindowSettings = WindowSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    engine: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
     websocket: WebSocketSettings = WebSocketSettings()
     webhooks: WebhookSettings = WebhookSettings()

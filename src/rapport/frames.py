@@ -98,6 +98,8 @@ class SpeechSegment:
     """-1..1 relative to this speaker's own running baseline; None when pitch was not measurable."""
     confidence: float
     """0..1: how much the arousal estimate should weigh in fusion."""
+    valence: float | None = None
+    """-1..1 from a speech-emotion head (full pack); None from prosody alone."""
 
 
 @dataclass(slots=True, frozen=True)

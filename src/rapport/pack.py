@@ -1,4 +1,9 @@
-"""The offline model pack: every head the spine needs, loaded once per process.
+"""The model packs: every head a session needs, loaded once per process and shared.
+
+- offline: weights that registry packages ship (mini-Xception, VADER, Silero VAD + prosody).
+- full: the transformer heads (face ViT, wav2vec2, DistilRoBERTa) exported by `rapport models
+  export`, run by the batched engine on the configured providers; face detection and voice
+  activity stay as in the offline pack.
 
 Loading happens here, on demand (CLI start, service lifespan), never at import time.
 """
@@ -6,10 +11,12 @@ Loading happens here, on demand (CLI start, service lifespan), never at import t
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from rapport.config import Settings
 from rapport.perception.face_expression import ExpressionClassifier
 from rapport.perception.faces import FaceDetector
+from rapport.perception.heads import ExpressionHead, TextHead, VoiceHead
 from rapport.perception.language import TextSentiment
 from rapport.perception.speech_to_text import SpeechToText
 from rapport.perception.voice import VoiceActivity
@@ -20,8 +27,18 @@ class OfflinePack:
         self._settings = settings
         # Face models are loaded eagerly: they fail fast with the fetch hint when missing.
         self.detector = FaceDetector(settings.models_dir, settings.runtime, settings.faces)
-        self.expressions = ExpressionClassifier(settings.models_dir, settings.runtime)
-        self.text = TextSentiment()
+        self.expressions: ExpressionHead = self._expressions()
+        self.text: TextHead = self._text()
+        self.voice_emotion: VoiceHead | None = self._voice_emotion()
+
+    def _expressions(self) -> ExpressionHead:
+        return ExpressionClassifier(self._settings.models_dir, self._settings.runtime)
+
+    def _text(self) -> TextHead:
+        return TextSentiment()
+
+    def _voice_emotion(self) -> VoiceHead | None:
+        return None
 
     def voice_activity(
         self, participant: str, *, max_speech_s: float, prosody: bool = True
@@ -32,7 +49,7 @@ class OfflinePack:
             self._settings.runtime,
             participant,
             max_speech_s=max_speech_s,
-            prosody=prosody,
+            prosody=prosody and self.voice_emotion is None,
         )
 
     @cached_property
@@ -48,9 +65,64 @@ class OfflinePack:
         if "face" in modalities:
             names["face"] = f"{self.detector.name}+{self.expressions.name}"
         if "voice" in modalities:
-            names["voice"] = "silero-vad+prosody"
+            voice = self.voice_emotion.name if self.voice_emotion else "prosody"
+            names["voice"] = f"silero-vad+{voice}"
         if "text" in modalities:
             names["text"] = (
                 f"{SpeechToText.NAME}+{self.text.name}" if transcribed else self.text.name
             )
         return names
+
+    def stats(self) -> dict[str, Any]:
+        """Engine counters (batches, drops) per model; empty for the unbatched offline pack."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class FullPack(OfflinePack):
+    def __init__(self, settings: Settings) -> None:
+        from rapport.inference.engine import place
+
+        self._placement = place(settings.engine)
+        self._batched: list[Any] = []
+        super().__init__(settings)
+
+    def _head(self, slot: str) -> Any:
+        from rapport.inference.heads import load_head
+
+        s = self._settings
+        return load_head(s.models_dir, slot, s.engine, self._placement)
+
+    def _expressions(self) -> ExpressionHead:
+        from rapport.perception.face_vit import SLOT, FaceViT
+
+        head = FaceViT(self._head(SLOT), self._settings.engine)
+        self._batched.append(head)
+        return head
+
+    def _text(self) -> TextHead:
+        from rapport.perception.text_emotion import SLOT, TextEmotion
+
+        head = TextEmotion(self._head(SLOT), self._settings.engine)
+        self._batched.append(head)
+        return head
+
+    def _voice_emotion(self) -> VoiceHead | None:
+        from rapport.perception.voice_emotion import SLOT, VoiceEmotion
+
+        head = VoiceEmotion(self._head(SLOT), self._settings.engine)
+        self._batched.append(head)
+        return head
+
+    def stats(self) -> dict[str, Any]:
+        return {h.batcher.name: h.batcher.stats() for h in self._batched}
+
+    def close(self) -> None:
+        for h in self._batched:
+            h.batcher.close()
+
+
+def load_pack(settings: Settings) -> OfflinePack:
+    return FullPack(settings) if settings.engine.pack == "full" else OfflinePack(settings)

@@ -163,7 +163,10 @@ class Session:
             self._on_speech(segment)
         for result in self._windows.flush(duration_s):
             self._emit_window(result)
-        dropped = {"late_items": self._windows.late}
+        dropped = {
+            "late_items": self._windows.late,
+            "faces_dropped_by_engine": sum(s.dropped for s in self._faces.values()),
+        }
         if self._gate is not None:
             gate_dropped = self._gate.counts()["dropped"]
             assert isinstance(gate_dropped, dict)
@@ -226,9 +229,15 @@ class Session:
                 self._windows.add_room_speech(start, end)
                 continue
             arousal, confidence = segment.arousal, segment.confidence
-            if self._speakers.multi:
+            valence = None
+            if self._pack.voice_emotion is not None:
+                scored = self._pack.voice_emotion.score(self._samples(start, end))
+                valence, arousal, confidence = scored if scored else (None, None, 0.0)
+            elif self._speakers.multi:
                 arousal, confidence = self._speaker_arousal(who, start, end)
-            self._windows.add_speech(SpeechSegment(who, start, end, arousal, confidence))
+            self._windows.add_speech(
+                SpeechSegment(who, start, end, arousal, confidence, valence)
+            )
         if self._stt is not None:
             samples = self._samples(segment.start, segment.end)
             utterance = self._stt.transcribe(segment.participant, segment.start, samples)

@@ -39,6 +39,8 @@ class _Acc:
     turns: int = 0
     voice_arousal: float = 0.0
     voice_weight: float = 0.0
+    voice_valence: float = 0.0
+    voice_valence_weight: float = 0.0
     text_valence: float = 0.0
     text_arousal: float = 0.0
     text_weight: float = 0.0
@@ -71,7 +73,10 @@ class _Acc:
             return None
         # Confidence grows with how much of the window was speech with measured prosody.
         conf = min(1.0, self.voice_weight / (0.3 * window_s))
-        return ModalityEstimate(None, self.voice_arousal / self.voice_weight, conf)
+        valence = (
+            self.voice_valence / self.voice_valence_weight if self.voice_valence_weight else None
+        )
+        return ModalityEstimate(valence, self.voice_arousal / self.voice_weight, conf)
 
     def text_estimate(self) -> ModalityEstimate | None:
         if self.text_weight <= 0:
@@ -216,6 +221,9 @@ class WindowAggregator:
                 weight = overlap * seg.confidence
                 acc.voice_arousal += seg.arousal * weight
                 acc.voice_weight += weight
+                if seg.valence is not None:
+                    acc.voice_valence += seg.valence * weight
+                    acc.voice_valence_weight += weight
 
     def add_room_speech(self, start: float, end: float) -> None:
         """Speech no participant can be credited with: it only makes the room less silent."""

@@ -50,6 +50,7 @@ TASKS: Final = {
 #: files beside the weights that preprocessing needs at run time (copied when present)
 SIDE_FILES: Final = (
     "config.json",
+    "model.safetensors",  # the torch backend runs the checkpoint itself
     "preprocessor_config.json",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -86,8 +87,11 @@ def export_checkpoint(
     models_dir: Path,
     *,
     fp16: bool = False,
+    name: str | None = None,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> ExportReport:
+    """`name` is what outputs will call the model (default: the checkpoint folder's name; a
+    config's _name_or_path often names the base model it was fine-tuned from, so it is not used)."""
     config = read_config(checkpoint)
     model_type = str(config.get("model_type", ""))
     slot = SLOTS.get(model_type)
@@ -133,7 +137,7 @@ def export_checkpoint(
         write_manifest(
             build,
             Manifest(
-                name=str(config.get("_name_or_path") or checkpoint.name).strip("/") or slot,
+                name=name or checkpoint.resolve().name or slot,
                 version=files[MODEL_FILE][:12],
                 task=TASKS[slot],
                 labels=labels,

@@ -28,6 +28,10 @@ _LOAD_ERRORS: Final[tuple[type[Exception], ...]] = (
 )
 
 
+def load_errors() -> tuple[type[Exception], ...]:
+    return _LOAD_ERRORS
+
+
 def create_session(path: Path, runtime: RuntimeSettings) -> ort.InferenceSession:
     """Open `path` on the CPU; any load failure becomes a one-line ModelError."""
     opts = ort.SessionOptions()

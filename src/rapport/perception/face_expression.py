@@ -84,8 +84,11 @@ class ExpressionClassifier:
     def name(self) -> str:
         return self._name
 
-    def classify(self, rgb: NDArray[np.uint8], boxes: Sequence[Box]) -> list[Expression]:
-        """One Expression per box, in order; one batched model call for the whole frame."""
+    def classify(
+        self, rgb: NDArray[np.uint8], boxes: Sequence[Box], stream: str = ""
+    ) -> list[Expression | None]:
+        """One Expression per box, in order; one batched model call for the whole frame.
+        (`stream` is for heads that batch across streams; this one never drops.)"""
         if not boxes:
             return []
         probs = self._session.run(None, {self._input: preprocess(rgb, boxes)})[0]

@@ -9,15 +9,15 @@ from rapport.config import FaceSettings, SmoothingSettings
 from rapport.frames import FrameSummary, VideoFrame
 from rapport.fusion.smoothing import ExpressionSmoother
 from rapport.labels import NEUTRAL_INDEX
-from rapport.perception.face_expression import ExpressionClassifier
 from rapport.perception.faces import FaceDetector, FaceTracker
+from rapport.perception.heads import ExpressionHead
 
 
 class FaceStream:
     def __init__(
         self,
         detector: FaceDetector,
-        classifier: ExpressionClassifier,
+        classifier: ExpressionHead,
         faces: FaceSettings,
         smoothing: SmoothingSettings,
         owner: str | None,
@@ -30,17 +30,24 @@ class FaceStream:
         self._tracker = FaceTracker(faces.track_iou, faces.track_gap_s)
         # A track's smoother outlives gaps shorter than track_gap_s: a returning face resumes it.
         self._smoothers: dict[int, ExpressionSmoother] = {}
+        self._stream = f"faces-{id(self):x}"
+        self.dropped = 0
 
     def process(self, frame: VideoFrame) -> FrameSummary:
         update = self._tracker.update(frame.t, self._detector.detect(frame.rgb))
         for track_id in update.ended:
             del self._smoothers[track_id]
         present = [(tid, d) for tid, d in update.slots if d is not None]
-        expressions = self._classifier.classify(frame.rgb, [d.box for _, d in present])
+        expressions = self._classifier.classify(
+            frame.rgb, [d.box for _, d in present], stream=self._stream
+        )
         valence: list[float] = []
         arousal: list[float] = []
         expressive: list[float] = []
         for (track_id, _), expression in zip(present, expressions, strict=True):
+            if expression is None:  # dropped by an overloaded head: the smoother holds
+                self.dropped += 1
+                continue
             smoother = self._smoothers.get(track_id)
             if smoother is None:
                 smoother = self._smoothers[track_id] = ExpressionSmoother.from_settings(

@@ -20,7 +20,7 @@ from rapport.consent.records import KeyRing
 from rapport.consent.store import ConsentLog
 from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
-from rapport.pack import OfflinePack
+from rapport.pack import load_pack
 from rapport.service import errors
 from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
         data_dir = settings.service.data_dir
         keys = KeyRing.load_or_create(data_dir / "keys")  # the newest key signs
         tokens = Tokens.load_or_create(data_dir, settings.service.token_ttl_s)
-        pack = await asyncio.to_thread(OfflinePack, settings)
+        pack = await asyncio.to_thread(load_pack, settings)
         hub = EventHub(settings.websocket.queue_size)
         outbox = Outbox(db, settings.webhooks)
         recorder = Recorder(db, hub, outbox)
@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await db.close()
+            pack.close()
 
     app = FastAPI(
         title="rapport",
