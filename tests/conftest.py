@@ -21,3 +21,34 @@ def models_dir() -> Path:
     path = Path(os.environ.get("RAPPORT_TEST_MODELS_DIR", REPO / "models"))
     fetch_offline_pack(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random checkpoints of the real head classes, saved as a hub serves them."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tests.fakes.tiny_models import tiny_roberta, tiny_vit, tiny_wav2vec2
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {
+        "face-vit": tiny_vit(root / "tiny-vit"),
+        "voice-emotion": tiny_wav2vec2(root / "tiny-wav2vec2"),
+        "voice-emotion-group": tiny_wav2vec2(root / "tiny-wav2vec2-base", layer_norm=False),
+        "text-emotion": tiny_roberta(root / "tiny-roberta"),
+    }
+
+
+@pytest.fixture(scope="session")
+def full_models_dir(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, tiny_checkpoints: dict[str, Path]
+) -> Path:
+    """A models folder with the offline pack (linked) and the three tiny heads exported."""
+    from rapport.inference.export import export_checkpoint
+
+    root = tmp_path_factory.mktemp("full-models")
+    for slot in models_dir.iterdir():
+        if slot.is_dir() and (slot / "manifest.json").is_file():
+            (root / slot.name).symlink_to(slot.resolve())
+    for slot in ("face-vit", "voice-emotion", "text-emotion"):
+        export_checkpoint(tiny_checkpoints[slot], root)
+    return root

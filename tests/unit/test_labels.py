@@ -20,3 +20,48 @@ def test_expected_valence_orders_expressions() -> None:
     )
     with pytest.raises(ValueError):
         valence_arousal([0.5, 0.5])
+
+
+def test_every_reference_head_label_maps_into_the_fusion_space() -> None:
+    from rapport.labels import EXPRESSIONS, expression_map, to_expressions
+
+    reference = {
+        "trpakov/vit-face-expression": (
+            "angry",
+            "disgust",
+            "fear",
+            "happy",
+            "neutral",
+            "sad",
+            "surprise",
+        ),
+        "superb/wav2vec2-base-superb-er": ("neu", "hap", "ang", "sad"),
+        "j-hartmann/emotion-english-distilroberta-base": (
+            "anger",
+            "disgust",
+            "fear",
+            "joy",
+            "neutral",
+            "sadness",
+            "surprise",
+        ),
+    }
+    for labels in reference.values():
+        mapping = expression_map(labels)
+        assert len(mapping) == len(labels)
+        probs = to_expressions([1 / len(labels)] * len(labels), mapping)
+        assert len(probs) == len(EXPRESSIONS) and abs(sum(probs) - 1) < 1e-9
+    assert [EXPRESSIONS[i] for i in expression_map(("joy", "Sadness ", "neu"))] == [
+        "happy",
+        "sad",
+        "neutral",
+    ]
+
+
+def test_an_unknown_label_is_refused() -> None:
+    import pytest
+
+    from rapport.labels import expression_map
+
+    with pytest.raises(ValueError, match="bored"):
+        expression_map(("happy", "bored"))

@@ -7,6 +7,7 @@ and precision actually used are part of the model's display name, so every event
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,7 @@ def torch_runner(model_dir: Path, task: str, threads: int) -> Runner:
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load {model_dir} in torch: {str(e).splitlines()[0]}") from e
     torch.set_num_threads(threads)
-    accepted = set(model.forward.__code__.co_varnames)
+    accepted = set(inspect.signature(model.forward).parameters)
 
     def run(inputs: Inputs) -> NDArray[np.float32]:
         with torch.inference_mode():
