@@ -159,7 +159,8 @@ class MicroBatcher(Generic[T, R]):
             pending, self._queue = list(self._queue), deque()
             self._cond.notify_all()
         for item in pending:
-            item.future.set_exception(BatcherClosed(f"batcher {self.name} closed"))
+            if not item.future.cancelled():
+                item.future.set_exception(BatcherClosed(f"batcher {self.name} closed"))
         if threading.current_thread() is not self._worker:
             self._worker.join(5)
 
@@ -172,7 +173,8 @@ class MicroBatcher(Generic[T, R]):
     def _drop(self, item: _Item[T, R], reason: str) -> None:
         self._queue.remove(item)
         self._counts[f"dropped_{reason}"] += 1
-        item.future.set_exception(Dropped(reason))
+        if not item.future.cancelled():
+            item.future.set_exception(Dropped(reason))
         self._cond.notify_all()
 
     def _take(self) -> list[_Item[T, R]] | None:
@@ -194,6 +196,10 @@ class MicroBatcher(Generic[T, R]):
 
     def _loop(self) -> None:
         while (batch := self._take()) is not None:
+            # A future its caller cancelled is skipped (completing it would raise and kill us).
+            batch = [i for i in batch if i.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 results: Sequence[R | BaseException] = self._run([i.value for i in batch])
                 if len(results) != len(batch):

@@ -130,9 +130,9 @@ def export_checkpoint(
         if fp16:
             fp16_note = _to_fp16(build / MODEL_FILE, build / FP16_FILE, spec)
             variants["fp16"] = FP16_FILE
-        for name in SIDE_FILES:
-            if (checkpoint / name).is_file():
-                shutil.copyfile(checkpoint / name, build / name)
+        for side in SIDE_FILES:
+            if (checkpoint / side).is_file():
+                shutil.copyfile(checkpoint / side, build / side)
         files = {p.name: sha256_file(p) for p in sorted(build.iterdir()) if p.is_file()}
         write_manifest(
             build,

@@ -197,3 +197,24 @@ def test_close_fails_pending_items_and_refuses_new_ones() -> None:
     with pytest.raises(BatcherClosed):
         b.submit(2)
     assert not b._worker.is_alive()
+
+
+def test_a_cancelled_item_is_skipped_and_the_batcher_goes_on() -> None:
+    clock = VirtualClock()
+    seen: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        seen.append(items)
+        return items
+
+    with MicroBatcher(run, name="x", max_batch=3, max_delay_ms=10, clock=clock) as b:
+        a, c = b.submit(1), b.submit(2)
+        assert c.cancel()
+        d = b.submit(3)  # the batch is full: it runs, without the cancelled item
+        assert (a.result(5), d.result(5)) == (1, 3)
+        assert seen == [[1, 3]]
+        assert b.submit(4).cancel() or True
+        clock.advance(0.02)
+        assert b.submit(5, stream="s") is not None
+        clock.advance(0.02)
+        wait_until(lambda: [5] in seen)
