@@ -202,6 +202,9 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         for m in manifests:
             out.print(f"{m.name}: ok ({m.source.package}=={m.source.version})")
         return 0
+    from rapport.inference.heads import EXPORT_HINT
+    from rapport.inference.hub import FULL_PACK
+
     status = 0
     for asset in OFFLINE_PACK:
         try:
@@ -210,6 +213,14 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         except RapportError as e:
             out.print(f"{asset.name}: {e}")
             status = 1
+    full = settings.engine.pack == "full"
+    for ck in FULL_PACK:  # the full pack's heads: needed only with engine.pack full
+        try:
+            m = load_model_dir(settings.models_dir, ck.slot, hint=EXPORT_HINT)
+            out.print(f"{ck.slot}: ok ({m.name}; {', '.join(sorted(m.variants))})")
+        except RapportError as e:
+            out.print(f"{ck.slot}: {e}" if full else f"{ck.slot}: not exported (full pack only)")
+            status = 1 if full else status
     return status
 
 

@@ -94,6 +94,9 @@ class EngineSettings(_Section):
     max_queue: int = Field(
         256, ge=1, description="Items queued per model; past it the stalest video is dropped."
     )
+    max_age_ms: float = Field(
+        1000, gt=0, description="Video items waiting longer than this are dropped as stale."
+    )
 
 
 class ServiceSettings(_Section):

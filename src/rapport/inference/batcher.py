@@ -109,14 +109,18 @@ class MicroBatcher(Generic[T, R]):
         max_batch: int = 16,
         max_delay_ms: float = 5.0,
         max_queue: int = 256,
+        max_age_ms: float | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """`max_age_ms`: a keyed (video) item older than this when a batch is formed is dropped
+        as stale rather than run: under overload a late frame is worth less than a fresh one."""
         if max_batch < 1 or max_queue < 1 or max_delay_ms < 0:
             raise ValueError("need max_batch >= 1, max_queue >= 1 and max_delay_ms >= 0")
         self.name = name
         self._run = run_batch
         self._max_batch, self._max_queue = max_batch, max_queue
         self._delay = max_delay_ms / 1000.0
+        self._max_age = None if max_age_ms is None else max_age_ms / 1000.0
         self._clock: Clock = clock or MonotonicClock()
         self._cond = threading.Condition()
         self._queue: deque[_Item[T, R]] = deque()
@@ -182,6 +186,10 @@ class MicroBatcher(Generic[T, R]):
             while True:
                 if self._closed:
                     return None
+                if self._max_age is not None:
+                    too_old = self._clock.now() - self._max_age
+                    for q in [q for q in self._queue if q.stream is not None and q.at < too_old]:
+                        self._drop(q, "stale")
                 if self._queue:
                     due = due_at(self._queue[0].at, len(self._queue), self._max_batch, self._delay)
                     wait = due - self._clock.now()

@@ -91,6 +91,7 @@ def batcher(
         max_batch=settings.max_batch,
         max_delay_ms=settings.max_delay_ms,
         max_queue=settings.max_queue,
+        max_age_ms=settings.max_age_ms,
     )
 
 

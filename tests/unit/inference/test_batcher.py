@@ -218,3 +218,30 @@ def test_a_cancelled_item_is_skipped_and_the_batcher_goes_on() -> None:
         assert b.submit(5, stream="s") is not None
         clock.advance(0.02)
         wait_until(lambda: [5] in seen)
+
+
+def test_video_older_than_max_age_is_dropped_audio_is_not() -> None:
+    clock = VirtualClock()
+    gate = threading.Event()
+
+    def run(items: list[str]) -> list[str]:
+        gate.wait(5)
+        return items
+
+    b: MicroBatcher[str, str] = MicroBatcher(
+        run, name="age", max_batch=4, max_delay_ms=0, max_age_ms=500, clock=clock
+    )
+    try:
+        busy = b.submit("busy")
+        wait_until(lambda: len(b._queue) == 0)  # the worker holds it, blocked in run
+        old_video = b.submit("frame", stream="cam")
+        audio = b.submit("audio")
+        clock.advance(0.6)  # both waited past max_age while the model was busy
+        gate.set()
+        with pytest.raises(Dropped) as dropped:
+            old_video.result(5)
+        assert dropped.value.reason == "stale"
+        assert (busy.result(5), audio.result(5)) == ("busy", "audio")
+    finally:
+        gate.set()
+        b.close()
