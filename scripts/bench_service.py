@@ -34,12 +34,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,10 @@ from rich.table import Table
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.fakes: the loopback webhook receiver
+
+from tests.fakes.receiver import Receiver, webhook_receiver  # noqa: E402
+
 console = Console() if sys.stdout.isatty() else Console(width=100)
 
 
@@ -76,59 +77,39 @@ class Hook:
     webhook_id: str
 
 
-@dataclass
-class Receiver:
-    url: str = ""
-    hooks: list[Hook] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def of(self, session_id: str) -> list[Hook]:
-        with self.lock:
-            return [h for h in self.hooks if h.session_id == session_id]
+def _envelope(body: bytes) -> dict[str, Any] | None:
+    try:
+        e = json.loads(body)
+        return e if all(k in e for k in ("session_id", "seq", "id", "emitted_at")) else None
+    except (ValueError, TypeError):
+        return None
 
 
-@contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            at = time.time()
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            self.send_response(204)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            try:
-                e = json.loads(body)
-                hook = Hook(
-                    at,
+def hooks_of(rx: Receiver, session_id: str | None = None) -> list[Hook]:
+    """The deliveries the receiver took, parsed (for one session, or all)."""
+    with rx.lock:
+        got = list(rx.received)
+    hooks = []
+    for g in got:
+        e = _envelope(g.body)
+        if e is not None and session_id in (None, e["session_id"]):
+            hooks.append(
+                Hook(
+                    g.at,
                     e["session_id"],
                     e["seq"],
                     e["id"],
                     _ts(e["emitted_at"]),
-                    self.headers.get("webhook-id", ""),
+                    g.headers.get("webhook-id", ""),
                 )
-            except (ValueError, KeyError) as exc:
-                with receiver.lock:
-                    receiver.bad.append(f"{exc!r}: {body[:200]!r}")
-                return
-            with receiver.lock:
-                receiver.hooks.append(hook)
+            )
+    return hooks
 
-        def log_message(self, *args: object) -> None:
-            pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
+def bad_bodies(rx: Receiver) -> list[str]:
+    """Deliveries that are not an event envelope."""
+    with rx.lock:
+        return [repr(g.body[:200]) for g in rx.received if _envelope(g.body) is None]
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -333,7 +314,7 @@ def run_round(
     # Webhooks may trail the WebSocket: wait (bounded) for every event to be delivered.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(
-        len({h.seq for h in receiver.of(sid)}) < len(logs[sid].events) for sid in sids
+        len({h.seq for h in hooks_of(receiver, sid)}) < len(logs[sid].events) for sid in sids
     ):
         time.sleep(0.1)
     time.sleep(0.5)  # late duplicates, if any
@@ -341,7 +322,7 @@ def run_round(
     ws_lat, hook_lat, problems = [], [], []
     worst: dict[str, tuple[float, str]] = {"WS": (-1.0, ""), "hook": (-1.0, "")}
     for sid in sids:
-        log, hooks = logs[sid], receiver.of(sid)
+        log, hooks = logs[sid], hooks_of(receiver, sid)
         types = {m["seq"]: m["type"] for _, m in log.events}
         first: dict[int, Hook] = {}
         for h in sorted(hooks, key=lambda h: h.at):
@@ -455,7 +436,7 @@ def main() -> int:
                 if not args.no_revocation:
                     console.print("revocation half-way through one session...")
                     revocation = run_revocation(srv, rec.path, rec.transcript, args.duration)
-                bad_hooks = list(receiver.bad)
+                bad_hooks = bad_bodies(receiver)
         finally:
             stop = srv.stop()
             log_text = srv.log_path.read_text(errors="replace")

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -166,50 +167,44 @@ class Outbox:
             await self._retry(msg_id, msg.attempts + 1, status, error, retry_after)
 
     async def _finish(self, msg_id: str, state: str, status: int | None, error: str | None) -> None:
-        async with self._db.transaction() as s:
-            await s.execute(
-                update(WebhookMessage)
-                .where(WebhookMessage.id == msg_id)
-                .values(
-                    status=state,
-                    attempts=WebhookMessage.attempts + 1,
-                    last_status=status,
-                    last_error=error,
-                    leased_until=None,
-                    finished_at=now(),
-                )
-            )
+        await self._update(
+            msg_id,
+            status=state,
+            attempts=WebhookMessage.attempts + 1,
+            last_status=status,
+            last_error=error,
+            finished_at=now(),
+        )
 
     async def _retry(
         self, msg_id: str, attempts: int, status: int | None, error: str, retry_after: float | None
     ) -> None:
         delay = self._policy.next_delay(attempts, retry_after=retry_after, rng=self._rng)
         if delay is None:
-            async with self._db.transaction() as s:
-                await s.execute(
-                    update(WebhookMessage)
-                    .where(WebhookMessage.id == msg_id)
-                    .values(
-                        status=DEAD,
-                        attempts=attempts,
-                        last_status=status,
-                        last_error=f"{error} (retries exhausted)",
-                        leased_until=None,
-                        finished_at=now(),
-                    )
-                )
+            await self._update(
+                msg_id,
+                status=DEAD,
+                attempts=attempts,
+                last_status=status,
+                last_error=f"{error} (retries exhausted)",
+                finished_at=now(),
+            )
             return
+        await self._update(
+            msg_id,
+            attempts=attempts,
+            last_status=status,
+            last_error=error,
+            next_attempt_at=now() + timedelta(seconds=delay),
+        )
+
+    async def _update(self, msg_id: str, **values: Any) -> None:
+        """Record an attempt's outcome; the lease is released with it."""
         async with self._db.transaction() as s:
             await s.execute(
                 update(WebhookMessage)
                 .where(WebhookMessage.id == msg_id)
-                .values(
-                    attempts=attempts,
-                    last_status=status,
-                    last_error=error,
-                    leased_until=None,
-                    next_attempt_at=now() + timedelta(seconds=delay),
-                )
+                .values(leased_until=None, **values)
             )
 
     async def _disable(self, endpoint_id: str, reason: str) -> None:

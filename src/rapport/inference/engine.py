@@ -93,14 +93,10 @@ def torch_runner(model_dir: Path, task: str, threads: int) -> Runner:
     """The checkpoint itself through transformers (the `export` extra): when ONNX is unwanted."""
     try:
         import torch
-        import transformers
+
+        cls = auto_model_class(task)
     except ImportError as e:
         raise InputError("engine.backend torch needs torch and transformers: .[export]") from e
-    cls = {
-        "image-classification": transformers.AutoModelForImageClassification,
-        "audio-classification": transformers.AutoModelForAudioClassification,
-        "text-classification": transformers.AutoModelForSequenceClassification,
-    }[task]
     try:
         model = cls.from_pretrained(str(model_dir), local_files_only=True).eval()
     except (OSError, ValueError) as e:
@@ -114,6 +110,17 @@ def torch_runner(model_dir: Path, task: str, threads: int) -> Runner:
             return np.asarray(model(**tensors).logits.float().numpy(), dtype=np.float32)
 
     return run
+
+
+def auto_model_class(task: str) -> Any:
+    """The transformers Auto class that loads a checkpoint of this manifest task."""
+    import transformers
+
+    return {
+        "image-classification": transformers.AutoModelForImageClassification,
+        "audio-classification": transformers.AutoModelForAudioClassification,
+        "text-classification": transformers.AutoModelForSequenceClassification,
+    }[task]
 
 
 def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -193,13 +193,9 @@ def _spec(slot: str, config: dict[str, Any]) -> _Spec:
 
 
 def _load(checkpoint: Path, slot: str) -> Any:
-    import transformers
+    from rapport.inference.engine import auto_model_class
 
-    cls = {
-        "face-vit": transformers.AutoModelForImageClassification,
-        "voice-emotion": transformers.AutoModelForAudioClassification,
-        "text-emotion": transformers.AutoModelForSequenceClassification,
-    }[slot]
+    cls = auto_model_class(TASKS[slot])
     try:
         # Eager attention traces to plain ONNX ops that every execution provider runs.
         model = cls.from_pretrained(
