@@ -3,10 +3,13 @@
 Data flows one way: tap -> heads (faces, voice, language) -> per-face smoothing -> windows (late
 fusion, engagement) -> events. The session never reaches back into a tap.
 
-A window closes when every input is final up to its end: the last video frame, and the audio up to
-the start of any speech segment still open in the VAD (its turn, speaking time, prosody and
-transcription all land in the window where it began). Segments are cut at the window length, so
-speech delays a window by at most one window.
+Streams are named by whose they are: a participant's camera or microphone carries their user id
+(a LiveKit room has one of each per participant), a shared room camera or microphone is ROOM_STREAM.
+A window closes when every live stream is final up to its end: the last video frame, and the audio
+up to the start of any speech segment still open in that microphone's VAD (its turn, speaking time,
+prosody and transcription all land in the window where it began). Segments are cut at the window
+length, so speech delays a window by at most one window. A live source also ticks the clock, so
+windows close while no one sends media.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, Vi
 from rapport.pack import OfflinePack
 from rapport.perception import prosody
 from rapport.perception.face_stream import FaceStream
+from rapport.perception.voice import VoiceActivity
 from rapport.speakers import SpeakerAttribution
 
 ROOM_STREAM = "room"
@@ -38,6 +42,33 @@ AUDIO_MEMORY_S = 30.0
 
 STALE_S = 2.0
 """A stream this far behind the others (it ended, or a camera went off) stops holding windows."""
+
+CLOCK = ("clock", "")
+
+
+class _Microphone:
+    """One microphone: its VAD, the last seconds of its audio, and who speaks on it."""
+
+    def __init__(self, vad: VoiceActivity, owner: str | None) -> None:
+        self.vad = vad
+        self.owner = owner
+        """None for a shared microphone: the transcript's cues say who spoke."""
+        self.audio: deque[AudioChunk] = deque()
+
+    def remember(self, chunk: AudioChunk) -> None:
+        self.audio.append(chunk)
+        while self.audio and chunk.end - self.audio[0].end > AUDIO_MEMORY_S:
+            self.audio.popleft()
+
+    def samples(self, start: float, end: float) -> NDArray[np.float32]:
+        parts = []
+        for c in self.audio:
+            if c.end <= start or c.t >= end:
+                continue
+            lo = max(0, round((start - c.t) * SAMPLE_RATE))
+            hi = min(len(c.samples), round((end - c.t) * SAMPLE_RATE))
+            parts.append(c.samples[lo:hi])
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 class Session:
@@ -54,15 +85,15 @@ class Session:
         duration_s: float | None = None,
         gate: ConsentGate | None = None,
     ) -> None:
-        """`owner` is the person the media belongs to (None for a shared room camera and mic);
-        `speakers`, when the transcript names two or more, takes voice attribution from it;
+        """`owner` is the person a recording belongs to (None for a shared room camera and mic, and
+        for a live room, whose streams are named by participant); `speakers`, when the transcript
+        names two or more, attributes a shared microphone's voice from it;
         `duration_s`, when known (a recording), lets a short tail join the last window;
         `gate`, when given, admits every item before any model sees it (the service always
         gives one; the local `rapport analyze` of one's own recording does not)."""
         self._settings = settings
         self._pack = pack
         self._bus = bus
-        self._owner = owner
         self._reporting: Reporting = reporting
         self._windows = WindowAggregator(settings, duration_s)
         self._names = Pseudonyms()
@@ -76,21 +107,14 @@ class Session:
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._faces: dict[str, FaceStream] = {}
-        self._speakers = SpeakerAttribution(owner, speakers)
+        self._cues = SpeakerAttribution(None, speakers)
         self._gate = gate
-        self._audio_stream = owner or ROOM_STREAM
-        # A shared mic's prosody is scored per attributed speaker, against their own baseline.
-        self._vad = pack.voice_activity(
-            self._audio_stream,
-            max_speech_s=settings.window.seconds,
-            prosody=not self._speakers.multi,
-        )
+        self._mics: dict[str, _Microphone] = {}
         self._baselines: dict[str, prosody.ArousalBaseline] = {}
-        self._audio: deque[AudioChunk] = deque()
         self._stt = pack.speech_to_text() if transcribe else None
-        # (progress, watermark) per stream: how far it has arrived, and up to where it is final.
-        self._video_t: tuple[float, float] | None = None
-        self._audio_t: tuple[float, float] | None = None
+        # (progress, watermark) per (kind, stream): how far it has arrived, and up to where it is
+        # final.
+        self._marks: dict[tuple[str, str], tuple[float, float]] = {}
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
 
     def start(self, *, source: str, modalities: list[str]) -> None:
@@ -110,14 +134,15 @@ class Session:
     @property
     def media_time(self) -> float:
         """How far the media has arrived, in seconds."""
-        return max((s[0] for s in (self._video_t, self._audio_t) if s is not None), default=0.0)
+        return max((progress for progress, _ in self._marks.values()), default=0.0)
 
     # -- inputs ---------------------------------------------------------------------------------
 
     def push_video(self, frame: VideoFrame) -> None:
+        key = ("video", frame.participant)
+        t = frame.t + 1.0 / self._settings.video.sample_fps
         if not self._admit(frame.participant, "face"):
-            t = frame.t + 1.0 / self._settings.video.sample_fps
-            self._video_t = (t, t)
+            self._marks[key] = (t, t)
             self._advance()
             return
         stream = self._faces.get(frame.participant)
@@ -127,40 +152,57 @@ class Session:
                 self._pack.expressions,
                 self._settings.faces,
                 self._settings.smoothing,
-                self._owner,
+                self._owner_of(frame.participant),
             )
         summary = stream.process(frame)
         self.counts["frames"] += 1
         self.counts["faces"] += summary.faces
         self._windows.add_frame(summary)
-        t = frame.t + 1.0 / self._settings.video.sample_fps
-        self._video_t = (t, t)
+        self._marks[key] = (t, t)
         self._advance()
 
     def push_audio(self, chunk: AudioChunk) -> None:
+        key = ("audio", chunk.participant)
         if not self._admit(chunk.participant, "voice"):
-            self._audio_t = (chunk.end, chunk.end)
+            self._marks[key] = (chunk.end, chunk.end)
             self._advance()
             return
-        self._remember(chunk)
-        for segment in self._vad.push(chunk):
-            self._on_speech(segment)
-        pending = self._vad.pending_since
-        self._audio_t = (chunk.end, chunk.end if pending is None else min(chunk.end, pending))
+        mic = self._mic(chunk.participant)
+        mic.remember(chunk)
+        for segment in mic.vad.push(chunk):
+            self._on_speech(mic, segment)
+        pending = mic.vad.pending_since
+        self._marks[key] = (chunk.end, chunk.end if pending is None else min(chunk.end, pending))
         self._advance()
 
     def push_utterance(self, utterance: Utterance) -> None:
         if not self._admit(utterance.participant, "text"):
             return
-        self._speakers.add(utterance)
+        self._cues.add(utterance)
         self._windows.add_text(self._pack.text.score(utterance))
         self.counts["texts"] += 1
+
+    def tick(self, t: float) -> None:
+        """A live source's clock reached `t`: windows close even while no media arrives."""
+        self._marks[CLOCK] = (t, t)
+        self._advance()
+
+    def end_stream(self, kind: str, stream: str) -> None:
+        """A camera or microphone stopped (its participant left, or it was unpublished): its open
+        speech is closed and it no longer holds windows back."""
+        self._marks.pop((kind, stream), None)
+        mic = self._mics.pop(stream, None) if kind == "audio" else None
+        if mic is not None:
+            for segment in mic.vad.flush():
+                self._on_speech(mic, segment)
+        self._advance()
 
     # -- end --------------------------------------------------------------------------------------
 
     def finish(self, duration_s: float) -> Event:
-        for segment in self._vad.flush():
-            self._on_speech(segment)
+        for mic in self._mics.values():
+            for segment in mic.vad.flush():
+                self._on_speech(mic, segment)
         for result in self._windows.flush(duration_s):
             self._emit_window(result)
         dropped = {
@@ -173,7 +215,7 @@ class Session:
             dropped.update(gate_dropped)
         summary = self._summary.build(duration_s, dropped)
         event = self._bus.emit(EventType.SESSION_SUMMARY, 0.0, duration_s, summary)
-        self._audio.clear()
+        self._mics.clear()
         self._faces.clear()
         self._baselines.clear()
         return event
@@ -197,61 +239,65 @@ class Session:
         assert self._gate is not None
         for stream in [s for s in self._faces if person in self._gate.stream_people(s)]:
             del self._faces[stream]
-        if person in self._gate.stream_people(self._audio_stream):
-            self._vad.reset()
-            self._audio.clear()
+        for stream in [s for s in self._mics if person in self._gate.stream_people(s)]:
+            del self._mics[stream]  # open speech and the audio it keeps go with it
         self._baselines.pop(person, None)
-        self._speakers.forget(person)
+        self._cues.forget(person)
         self._windows.forget(person)
         self._summary.forget(person)
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _remember(self, chunk: AudioChunk) -> None:
-        self._audio.append(chunk)
-        while self._audio and chunk.end - self._audio[0].end > AUDIO_MEMORY_S:
-            self._audio.popleft()
+    def _owner_of(self, stream: str) -> str | None:
+        return None if stream == ROOM_STREAM else stream
 
-    def _samples(self, start: float, end: float) -> NDArray[np.float32]:
-        parts = []
-        for c in self._audio:
-            if c.end <= start or c.t >= end:
-                continue
-            lo = max(0, round((start - c.t) * SAMPLE_RATE))
-            hi = min(len(c.samples), round((end - c.t) * SAMPLE_RATE))
-            parts.append(c.samples[lo:hi])
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    def _mic(self, stream: str) -> _Microphone:
+        mic = self._mics.get(stream)
+        if mic is None:
+            owner = self._owner_of(stream)
+            # A shared mic's prosody is scored per attributed speaker, against their own baseline.
+            shared = owner is None and self._cues.multi
+            vad = self._pack.voice_activity(
+                stream, max_speech_s=self._settings.window.seconds, prosody=not shared
+            )
+            mic = self._mics[stream] = _Microphone(vad, owner)
+        return mic
 
-    def _on_speech(self, segment: SpeechSegment) -> None:
+    def _on_speech(self, mic: _Microphone, segment: SpeechSegment) -> None:
         self.counts["speech_segments"] += 1
-        for who, start, end in self._speakers.split(segment.start, segment.end):
+        pieces = (
+            [(mic.owner, segment.start, segment.end)]
+            if mic.owner is not None
+            else self._cues.split(segment.start, segment.end)
+        )
+        for who, start, end in pieces:
             if who is None:
                 self._windows.add_room_speech(start, end)
                 continue
             arousal, confidence = segment.arousal, segment.confidence
             valence = None
             if self._pack.voice_emotion is not None:
-                scored = self._pack.voice_emotion.score(self._samples(start, end))
+                scored = self._pack.voice_emotion.score(mic.samples(start, end))
                 valence, arousal, confidence = scored if scored else (None, None, 0.0)
-            elif self._speakers.multi:
-                arousal, confidence = self._speaker_arousal(who, start, end)
-            self._windows.add_speech(
-                SpeechSegment(who, start, end, arousal, confidence, valence)
-            )
+            elif mic.owner is None and self._cues.multi:
+                arousal, confidence = self._speaker_arousal(mic, who, start, end)
+            self._windows.add_speech(SpeechSegment(who, start, end, arousal, confidence, valence))
         if self._stt is not None:
-            samples = self._samples(segment.start, segment.end)
+            samples = mic.samples(segment.start, segment.end)
             utterance = self._stt.transcribe(segment.participant, segment.start, samples)
             if utterance is not None:
                 self.push_utterance(utterance)
 
-    def _speaker_arousal(self, who: str, start: float, end: float) -> tuple[float | None, float]:
-        features = prosody.measure(self._samples(start, end))
+    def _speaker_arousal(
+        self, mic: _Microphone, who: str, start: float, end: float
+    ) -> tuple[float | None, float]:
+        features = prosody.measure(mic.samples(start, end))
         if features is None:
             return None, 0.0
         return self._baselines.setdefault(who, prosody.ArousalBaseline()).score(features)
 
     def _advance(self) -> None:
-        streams = [s for s in (self._video_t, self._audio_t) if s is not None]
+        streams = list(self._marks.values())
         if not streams:
             return
         # A stream far behind the newest has ended (or paused): it no longer holds windows back.
