@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rapport import NOTICE, __version__
 from rapport.config import Settings, load_settings
-from rapport.errors import RapportError
+from rapport.errors import InputError, RapportError
 
 if TYPE_CHECKING:
     from rapport.pack import OfflinePack
@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="run the service (consents, sessions, events out)")
     sv.add_argument("--host", help="listen address (default: service.host)")
     sv.add_argument("--port", type=int, help="listen port; 0 picks a free one")
+    sv.add_argument("--livekit-url", help="LiveKit server the bot joins (default: livekit.url)")
+    sv.add_argument("--livekit-api-key", help="its API key (default: livekit.api_key)")
+    sv.add_argument(
+        "--livekit-api-secret",
+        help="its secret (default: livekit.api_secret; prefer RAPPORT_LIVEKIT__API_SECRET)",
+    )
 
     k = sub.add_parser("keys", help="API keys for product backends")
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -224,6 +230,24 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     return status
 
 
+def _with_livekit(settings: Settings, args: argparse.Namespace) -> Settings:
+    given = {
+        k: v
+        for k, v in (
+            ("url", args.livekit_url),
+            ("api_key", args.livekit_api_key),
+            ("api_secret", args.livekit_api_secret),
+        )
+        if v
+    }
+    lk = settings.livekit.model_copy(update=given)
+    if lk.url and not (lk.api_key and lk.api_secret):
+        raise InputError("LiveKit: --livekit-api-key and --livekit-api-secret are required")
+    if lk.url and not lk.url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise InputError(f"LiveKit: --livekit-url {lk.url!r} is not a ws(s):// or http(s):// URL")
+    return settings.model_copy(update={"livekit": lk})
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
@@ -241,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from rapport.service.server import serve
 
-            return serve(settings, args.host, args.port)
+            return serve(_with_livekit(settings, args), args.host, args.port)
         if args.command == "keys":
             from rapport.service.server import keys
 

@@ -165,6 +165,32 @@ class RetentionSettings(_Section):
     purge_interval_s: float = Field(3600, gt=0, description="How often expired data is purged.")
 
 
+class LiveKitSettings(_Section):
+    url: str | None = Field(
+        None, description="LiveKit server (ws:// or wss://); null: no rooms are joined."
+    )
+    api_key: str | None = Field(None, description="API key the bot's tokens are signed with.")
+    api_secret: str | None = Field(
+        None, description="Its secret; set it by RAPPORT_LIVEKIT__API_SECRET, not in a file."
+    )
+    identity: str = Field("rapport-bot", min_length=1, description="The bot's hidden identity.")
+    audio_chunk_ms: int = Field(
+        100, ge=10, le=1000, description="Audio is handed to the session in chunks this long."
+    )
+    tick_s: float = Field(
+        0.25, gt=0, le=1, description="Clock tick: windows close, revocations purge, this often."
+    )
+    rejoin_s: float = Field(
+        120.0, ge=0, description="After losing the server, keep rejoining the room this long."
+    )
+    reconcile_s: float = Field(
+        30.0, gt=0, description="How often rooms are reconciled against the room service."
+    )
+    max_backlog: int = Field(
+        64, ge=1, description="Video frames waiting for the session past this are dropped."
+    )
+
+
 def _checkout() -> Path | None:
     checkout = Path(__file__).resolve().parents[2]
     return checkout if (checkout / "pyproject.toml").is_file() else None
@@ -202,6 +228,7 @@ class Settings(BaseSettings):
     websocket: WebSocketSettings = WebSocketSettings()
     webhooks: WebhookSettings = WebhookSettings()
     retention: RetentionSettings = RetentionSettings()
+    livekit: LiveKitSettings = LiveKitSettings()
 
     @classmethod
     def settings_customise_sources(

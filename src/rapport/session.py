@@ -184,6 +184,7 @@ class Session:
 
     def tick(self, t: float) -> None:
         """A live source's clock reached `t`: windows close even while no media arrives."""
+        self._purge()
         self._marks[CLOCK] = (t, t)
         self._advance()
 
@@ -199,7 +200,7 @@ class Session:
 
     # -- end --------------------------------------------------------------------------------------
 
-    def finish(self, duration_s: float) -> Event:
+    def finish(self, duration_s: float, dropped_by_tap: dict[str, int] | None = None) -> Event:
         for mic in self._mics.values():
             for segment in mic.vad.flush():
                 self._on_speech(mic, segment)
@@ -209,6 +210,7 @@ class Session:
             "late_items": self._windows.late,
             "faces_dropped_by_engine": sum(s.dropped for s in self._faces.values()),
         }
+        dropped.update(dropped_by_tap or {})
         if self._gate is not None:
             gate_dropped = self._gate.counts()["dropped"]
             assert isinstance(gate_dropped, dict)
@@ -225,13 +227,17 @@ class Session:
     def _admit(self, stream: str, modality: str) -> bool:
         if self._gate is None:
             return True
-        for person in self._gate.take_purges():
-            self.forget(person)
+        self._purge()
         if not self._gate.admit(stream, modality):
             return False
         if stream != ROOM_STREAM:
             self._windows.register(stream)
         return True
+
+    def _purge(self) -> None:
+        if self._gate is not None:
+            for person in self._gate.take_purges():
+                self.forget(person)
 
     def forget(self, person: str) -> None:
         """Purge everything held in memory about `person` (consent revoked). Streams they are part

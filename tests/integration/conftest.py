@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rapport.livekit import LiveKitServerError, find_server_binary
 from rapport.samples import Recording, make_recording
 
 
@@ -56,3 +57,13 @@ def silent_video(media_dir: Path) -> Recording:
 @pytest.fixture(scope="session")
 def voice_only(media_dir: Path) -> Recording:
     return make_recording(media_dir / "voice.wav", duration_s=12.0, with_video=False)
+
+
+@pytest.fixture(scope="session")
+def livekit_binary() -> Path:
+    try:
+        return find_server_binary()
+    except LiveKitServerError as e:
+        if os.environ.get("RAPPORT_REQUIRE_LIVEKIT"):
+            pytest.fail(f"RAPPORT_REQUIRE_LIVEKIT is set but {e}")
+        pytest.skip(str(e))

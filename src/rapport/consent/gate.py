@@ -38,8 +38,14 @@ class ConsentGate:
         self._admitted: dict[str, dict[Modality, int]] = defaultdict(lambda: defaultdict(int))
         self._dropped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._last_admitted: dict[str, float] = {}
+        self._watchers: list[Callable[[], None]] = []
 
     # -- from the service ------------------------------------------------------------------------
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call `changed` after every grant and revocation (on the caller's thread: the service's
+        event loop), so a live tap subscribes or unsubscribes at once."""
+        self._watchers.append(changed)
 
     def grant(self, grant: Grant) -> None:
         with self._lock:
@@ -47,6 +53,7 @@ class ConsentGate:
             if current is None or grant.expires_at >= current.expires_at:
                 self._grants[grant.user_id] = grant
             self._revoked.discard(grant.user_id)
+        self._notify()
 
     def revoke(self, user_id: str, consent_id: str | None = None) -> bool:
         """Stop admitting `user_id` now; the session purges their state on its next item.
@@ -58,13 +65,24 @@ class ConsentGate:
             del self._grants[user_id]
             self._revoked.add(user_id)
             self._to_purge.append(user_id)
-            return True
+        self._notify()
+        return True
+
+    def _notify(self) -> None:
+        for changed in self._watchers:
+            changed()
 
     def set_members(self, stream: str, people: Iterable[str]) -> None:
         with self._lock:
             self._members[stream] = tuple(sorted(set(people)))
 
     # -- from the session --------------------------------------------------------------------------
+
+    def allows(self, person: str, modality: Modality) -> bool:
+        """Whether `person` may be processed for `modality` now (a tap deciding what to subscribe
+        to; counts nothing: the session's `admit` still rules on every item)."""
+        with self._lock:
+            return self._refusal(person, modality, self._clock()) is None
 
     def admit(self, stream: str, modality: Modality) -> bool:
         now = self._clock()

@@ -25,7 +25,8 @@ from rapport.service import errors
 from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
-from rapport.service.routes import consents, events, meta, sessions, webhooks
+from rapport.service.rooms import Rooms
+from rapport.service.routes import consents, events, livekit, meta, sessions, webhooks
 from rapport.service.runs import Runs
 from rapport.service.state import State
 from rapport.store.db import Database, database_url
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
                 .where(Session.status == "running")
                 .values(status="interrupted", ended_at=datetime.now(UTC))
             )
+        runs = Runs(settings, pack, recorder, finished)
         st = State(
             settings=settings,
             db=db,
@@ -76,13 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
             hub=hub,
             outbox=outbox,
             recorder=recorder,
-            runs=Runs(settings, pack, recorder, finished),
+            runs=runs,
+            rooms=Rooms(settings.livekit, db, runs) if settings.livekit.url else None,
         )
         app.state.rapport = st
         st.spawn(outbox.run())
-        st.spawn(
-            purge_forever(db, settings.retention.days, settings.retention.purge_interval_s)
-        )
+        if st.rooms is not None:
+            st.spawn(st.rooms.reconcile_forever())
+        st.spawn(purge_forever(db, settings.retention.days, settings.retention.purge_interval_s))
         try:
             yield
         finally:
@@ -103,6 +106,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (meta, consents, sessions, webhooks, events):
+    for module in (meta, consents, sessions, webhooks, events, livekit):
         app.include_router(module.router)
     return app

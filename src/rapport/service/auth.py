@@ -94,9 +94,7 @@ class Tokens:
     def session_of(self, token: str) -> str | None:
         """The session a valid, unexpired token is scoped to."""
         try:
-            claims = jwt.decode(
-                token, self.secret, algorithms=["HS256"], audience=TOKEN_AUDIENCE
-            )
+            claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=TOKEN_AUDIENCE)
         except jwt.PyJWTError:
             return None
         sub = claims.get("sub")

@@ -25,9 +25,7 @@ async def purge(db: Database, days: float, at: datetime | None = None) -> dict[s
     cutoff = (at or datetime.now(UTC)) - timedelta(days=days)
     async with db.transaction() as s:
         events = await s.execute(delete(Event).where(Event.created_at < cutoff))
-        messages = await s.execute(
-            delete(WebhookMessage).where(WebhookMessage.created_at < cutoff)
-        )
+        messages = await s.execute(delete(WebhookMessage).where(WebhookMessage.created_at < cutoff))
         sessions = await s.execute(
             delete(Session).where(Session.ended_at.is_not(None), Session.ended_at < cutoff)
         )
@@ -72,9 +70,7 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
         )
         await s.execute(delete(Consent).where(Consent.user_id == user_id))
         ev = await s.execute(delete(Event).where(Event.session_id.in_(sessions)))
-        msg = await s.execute(
-            delete(WebhookMessage).where(WebhookMessage.session_id.in_(sessions))
-        )
+        msg = await s.execute(delete(WebhookMessage).where(WebhookMessage.session_id.in_(sessions)))
         deleted["events"] = int(getattr(ev, "rowcount", 0))
         deleted["deliveries"] = int(getattr(msg, "rowcount", 0))
 

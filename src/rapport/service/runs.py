@@ -1,11 +1,12 @@
-"""Sessions running in this process: each has a consent gate (fed by the consent routes) and, for
-a recording, a worker thread that feeds the spine's Session. The bot (LiveKit rooms) will drive
-the same Session object. Events go through a Recorder on the event loop; the worker blocks until
-each is stored, so nothing is emitted that is not durable."""
+"""Sessions running in this process: each has a consent gate (fed by the consent routes) and a
+worker thread that drives the spine's Session: fed from a recording, or (a room session) by the
+LiveKit bot through a LiveSession. Events go through a Recorder on the event loop; the worker blocks
+until each is stored, so nothing is emitted that is not durable."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -21,9 +22,12 @@ from rapport.consent.gate import ConsentGate, Grant
 from rapport.errors import RapportError
 from rapport.events.bus import EventBus
 from rapport.events.schema import ConsentRevokedData, Event, EventType
+from rapport.live import LiveSession
 from rapport.pack import OfflinePack
 from rapport.service.recorder import Recorder
 from rapport.session import Session
+from rapport.store.tables import Consent
+from rapport.taps.livekit import RoomTap
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,26 @@ class Run:
     thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    tap: RoomTap | None = None
+    live: LiveSession | None = None
+    task: asyncio.Task[None] | None = None
+
+    def counts(self) -> dict[str, object]:
+        """The gate's counters, and the bot's (subscriptions, frames, layer sizes) in a room."""
+        counts = self.gate.counts()
+        if self.tap is not None:
+            stats = self.tap.stats
+            counts["livekit"] = {
+                "joins": stats.joins,
+                "subscribed": sorted(stats.subscribed),
+                "ever_subscribed": sorted(stats.ever_subscribed),
+                "video_frames": stats.video_frames,
+                "video_size": {k: list(v) for k, v in sorted(stats.video_size.items())},
+                "audio_chunks": stats.audio_chunks,
+                "utterances": stats.utterances,
+                "video_frames_behind_session": self.live.dropped_video if self.live else 0,
+            }
+        return counts
 
 
 class Runs:
@@ -111,16 +135,85 @@ class Runs:
         if run is None:
             return
         run.stop.set()
-        if run.thread is not None:
+        if run.tap is not None:
+            run.tap.stop()
+        if run.thread is not None or run.task is not None:
             await run.done.wait()
         self._runs.pop(session_id, None)
 
     async def shutdown(self) -> None:
         for run in list(self._runs.values()):
             run.stop.set()
+            if run.tap is not None:
+                run.tap.stop()
         for run in list(self._runs.values()):
             if run.thread is not None:
                 await asyncio.to_thread(run.thread.join, EMIT_TIMEOUT_S)
+            if run.task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.done.wait(), EMIT_TIMEOUT_S)
+
+    def start_room(
+        self, run: Run, *, url: str, token: Callable[[], str], reporting: Reporting
+    ) -> None:
+        """The bot joins the room and taps it until the room ends or the session is stopped."""
+        modalities = ["face", "voice", "text"]
+        models = self._pack.model_names(modalities, transcribed=False)
+        bus = run.bus = EventBus(run.session_id, models, [self._store])
+
+        def open_live() -> Session:
+            session = Session(
+                settings=self._settings,
+                pack=self._pack,
+                bus=bus,
+                owner=None,
+                reporting=reporting,
+                gate=run.gate,
+            )
+            session.start(source="livekit", modalities=modalities)
+            run.session = session
+            return session
+
+        live = run.live = LiveSession(
+            open_live,
+            max_backlog=self._settings.livekit.max_backlog,
+            name=f"session-{run.session_id}",
+        )
+        run.tap = RoomTap(
+            url=url, token=token, gate=run.gate, put=live.put, settings=self._settings
+        )
+        live.start()
+        run.task = asyncio.create_task(self._tap_room(run))
+
+    async def _tap_room(self, run: Run) -> None:
+        assert run.tap is not None and run.live is not None
+        tap, live = run.tap, run.live
+        tapping = asyncio.create_task(tap.run())
+        session_over = asyncio.create_task(asyncio.to_thread(live.done.wait))
+        await asyncio.wait({tapping, session_over}, return_when=asyncio.FIRST_COMPLETED)
+        tap.stop()  # the session failed: the bot leaves
+        try:
+            why = await tapping
+        except Exception as e:
+            log.exception("the bot failed", extra={"session_id": run.session_id})
+            why = f"bot error: {type(e).__name__}"
+        live.finish(tap.now())
+        await session_over
+        status, error = "ended", None
+        if live.error is not None:
+            status = "failed"
+            error = str(live.error) if isinstance(live.error, RapportError) else "internal error"
+            log.error("session failed", exc_info=live.error, extra={"session_id": run.session_id})
+        elif why not in ("room_ended", "stopped"):
+            status, error = (
+                "failed",
+                ("the LiveKit server stayed unreachable" if why == "lost" else why),
+            )
+        try:
+            await self._finished(run.session_id, status, error, run.counts())
+        finally:
+            self._runs.pop(run.session_id, None)
+            run.done.set()
 
     # -- worker thread -----------------------------------------------------------------------------
 
@@ -165,6 +258,10 @@ class Runs:
 
         if not self._loop.is_closed():
             asyncio.run_coroutine_threadsafe(finished(), self._loop)
+
+
+def grant_of(c: Consent) -> Grant:
+    return Grant(c.id, c.user_id, frozenset(c.modalities), c.expires_at.timestamp())
 
 
 def utc(ts: float) -> datetime:

@@ -14,6 +14,7 @@ from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
+from rapport.service.rooms import Rooms
 from rapport.service.runs import Runs
 from rapport.store.db import Database
 
@@ -28,6 +29,8 @@ class State:
     outbox: Outbox
     recorder: Recorder
     runs: Runs
+    rooms: Rooms | None = None
+    """LiveKit rooms (None when no LiveKit server is configured)."""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:

@@ -142,3 +142,13 @@ class WebhookMessage(Base):
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_webhook_messages_due", "status", "next_attempt_at"),)
+
+
+class LiveKitWebhook(Base):
+    """LiveKit webhook event ids already acted on: a replayed or re-delivered event is not."""
+
+    __tablename__ = "livekit_webhooks"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    room: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)

@@ -10,20 +10,16 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rapport.consent.gate import Grant
 from rapport.consent.records import LogEntry
 from rapport.consent.store import iso
 from rapport.service.api import MAX_SEQ, ConsentIn, ConsentOut, Signature
 from rapport.service.deps import App, Backend
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
+from rapport.service.runs import grant_of
 from rapport.store.tables import Consent, Session
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
-
-
-def grant_of(c: Consent) -> Grant:
-    return Grant(c.id, c.user_id, frozenset(c.modalities), c.expires_at.timestamp())
 
 
 def _signature(e: LogEntry) -> Signature:

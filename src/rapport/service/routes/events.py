@@ -85,9 +85,7 @@ async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, aft
             return False
 
     async with st.db.session() as s:
-        oldest = await s.scalar(
-            select(func.min(EventRow.seq)).where(EventRow.session_id == row.id)
-        )
+        oldest = await s.scalar(select(func.min(EventRow.seq)).where(EventRow.session_id == row.id))
     if oldest is not None and after + 1 < oldest:
         reset = {"type": "stream.reset", "session_id": row.id, "from_seq": oldest}
         if not await send(json.dumps(reset)):

@@ -18,7 +18,7 @@ from rapport.service.api import SessionIn, SessionOut, TokenOut
 from rapport.service.deps import App, Backend
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
-from rapport.service.routes.consents import grant_of
+from rapport.service.runs import grant_of
 from rapport.store.tables import Consent, Session
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -40,7 +40,7 @@ def _under_roots(settings: Settings, field: str, value: str) -> Path:
 
 def _out(st: App, row: Session) -> SessionOut:
     run = st.runs.get(row.id)
-    counts = run.gate.counts() if run is not None else row.counts
+    counts = run.counts() if run is not None else row.counts
     return SessionOut(
         id=row.id,
         source={row.source_kind: row.source},
@@ -164,10 +164,10 @@ async def end_session(session_id: str, st: App, _: Backend) -> SessionOut:
     row = await _row(st, session_id)
     await st.runs.stop(session_id)  # a running session has ended (and its status stored) after it
     if row.status == "created":
-            async with st.db.transaction() as s:
-                live = await s.get(Session, session_id)
-                assert live is not None
-                live.status, live.ended_at = "ended", datetime.now(UTC)
+        async with st.db.transaction() as s:
+            live = await s.get(Session, session_id)
+            assert live is not None
+            live.status, live.ended_at = "ended", datetime.now(UTC)
     return _out(st, await _row(st, session_id))
 
 

@@ -1,0 +1,23 @@
+"""LiveKit's webhook: authenticated by LiveKit's own signed token (not an API key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from rapport.service.deps import App
+from rapport.service.errors import ApiError
+
+router = APIRouter(prefix="/v1/livekit", tags=["livekit"])
+
+
+@router.post("/webhook")
+async def livekit_webhook(request: Request, st: App) -> dict[str, str]:
+    """Point LiveKit's `webhook.urls` here: a room with a rapport session gets the bot when it
+    starts, and the session ends with the room. Each event is acted on once (409 on a replay)."""
+    if st.rooms is None:
+        raise ApiError(
+            404, "livekit_not_configured", "start rapport serve with --livekit-url to use rooms"
+        )
+    body = (await request.body()).decode("utf-8", errors="replace")
+    event = st.rooms.verify(body, request.headers.get("authorization", ""))
+    return {"event": event.event, "outcome": await st.rooms.handle(event)}

@@ -1,0 +1,369 @@
+"""The LiveKit bot: a hidden, subscribe-only participant that taps consenting participants' media.
+
+It subscribes to a participant's camera or microphone only while the consent gate allows that
+person and modality (identity = the consent's user id), so no one else's media ever leaves the
+SFU. Video takes the LOW simulcast layer, keeps only the newest frame and is sampled at
+`video.sample_fps`; audio is resampled to 16 kHz mono; final transcription segments and chat become
+utterances of their speaker. Media time is seconds since the tap began, on this process's clock, so
+a rejoin after a server restart or a network cut continues the same timeline.
+
+SDK constraints (livekit 1.2.x): event handlers must be plain functions (async work goes in tasks);
+a task iterating a VideoStream never ends after `aclose()`, so it is cancelled; only I420 converts
+to RGB (converting ABGR aborts the process), so frames go through I420 first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from livekit import rtc
+
+from rapport.config import Settings
+from rapport.consent.gate import ConsentGate
+from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
+from rapport.live import EndStream, LiveItem, Tick
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPTION_TOPIC = "lk.transcription"
+CHAT_TOPIC = "lk.chat"
+RESYNC_S = 0.5
+"""Audio arriving this far behind its sample clock (a gap: mute, a network cut) is re-anchored."""
+REVIEW_S = 1.0
+"""Subscriptions are re-checked this often (consents expire); grants and revocations act at once."""
+
+ENDING = {
+    rtc.DisconnectReason.ROOM_DELETED,
+    rtc.DisconnectReason.ROOM_CLOSED,
+    rtc.DisconnectReason.PARTICIPANT_REMOVED,
+    rtc.DisconnectReason.DUPLICATE_IDENTITY,
+    rtc.DisconnectReason.CLIENT_INITIATED,
+}
+"""Disconnects after which the bot does not rejoin: the room is over, or someone took its place."""
+
+_MODALITY = {rtc.TrackSource.SOURCE_CAMERA: "face", rtc.TrackSource.SOURCE_MICROPHONE: "voice"}
+_KIND = {"face": "video", "voice": "audio"}
+
+
+@dataclass(slots=True)
+class TapStats:
+    subscribed: set[str] = field(default_factory=set)
+    """(identity/kind) tracks subscribed now."""
+    ever_subscribed: set[str] = field(default_factory=set)
+    video_frames: int = 0
+    """Frames taken for the session (after sampling)."""
+    video_size: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Last received (width, height) per participant, before downscaling."""
+    audio_chunks: int = 0
+    utterances: int = 0
+    joins: int = 0
+    """Times the bot joined the room (1 + rejoins)."""
+
+
+class RoomTap:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: Callable[[], str],
+        gate: ConsentGate,
+        put: Callable[[LiveItem], None],
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`token` mints a fresh join token (hidden, subscribe-only) for every (re)join."""
+        self._url = url
+        self._token = token
+        self._gate = gate
+        self._put = put
+        self._settings = settings
+        self._clock = clock
+        self._t0 = clock()
+        self._room: rtc.Room | None = None
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._segments: set[str] = set()
+        self._stopped = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._ended = False
+        self.stats = TapStats()
+        gate.watch(self._consents_changed)
+
+    def now(self) -> float:
+        """Media time: seconds since the tap began."""
+        return self._clock() - self._t0
+
+    async def run(self) -> str:
+        """Join and tap the room until it ends ("room_ended"), `stop()` ("stopped"), or the server
+        stays unreachable past `livekit.rejoin_s` ("lost")."""
+        ticker = asyncio.create_task(self._tick())
+        lost_since: float | None = None
+        try:
+            while not self._stopped.is_set():
+                try:
+                    await self._join()
+                    lost_since = None
+                except rtc.ConnectError as e:
+                    log.warning("joining the room failed: %s", e)
+                    lost_since = lost_since if lost_since is not None else self._clock()
+                    if self._clock() - lost_since > self._settings.livekit.rejoin_s:
+                        return "lost"
+                    if await _wait(self._stopped, 1.0):
+                        break
+                    continue
+                stop = asyncio.create_task(self._stopped.wait())
+                gone = asyncio.create_task(self._disconnected.wait())
+                await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                gone.cancel()
+                await self._leave()
+                if self._ended:
+                    return "room_ended"
+                lost_since = self._clock()
+            return "stopped"
+        finally:
+            ticker.cancel()
+            await self._leave()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    # -- the room ---------------------------------------------------------------------------------
+
+    async def _join(self) -> None:
+        room = rtc.Room()
+        self._disconnected.clear()
+        room.on("participant_connected", self._review)
+        room.on("participant_disconnected", self._left)
+        room.on("track_published", lambda _pub, p: self._review(p))
+        room.on("track_subscribed", self._subscribed)
+        room.on("track_unsubscribed", self._unsubscribed)
+        room.on("track_unpublished", lambda pub, p: self._stop_reader(p.identity, pub))
+        room.on("track_muted", self._muted)
+        room.on("transcription_received", self._transcription)
+        room.on("disconnected", self._on_disconnected)
+        room.register_text_stream_handler(TRANSCRIPTION_TOPIC, self._text_stream)
+        room.register_text_stream_handler(CHAT_TOPIC, self._text_stream)
+        await room.connect(self._url, self._token(), rtc.RoomOptions(auto_subscribe=False))
+        self._room = room
+        self.stats.joins += 1
+        for p in room.remote_participants.values():
+            self._review(p)
+
+    async def _leave(self) -> None:
+        for key in list(self._readers):
+            self._end_reader(key)
+        room, self._room = self._room, None
+        if room is not None:
+            await room.disconnect()
+
+    def _on_disconnected(self, reason: rtc.DisconnectReason.ValueType) -> None:
+        self._ended = reason in ENDING and not self._stopped.is_set()
+        log.info("left the room: %s", rtc.DisconnectReason.Name(reason))
+        self._disconnected.set()
+
+    # -- consent decides subscriptions ----------------------------------------------------------
+
+    def _consents_changed(self) -> None:
+        if self._room is not None:
+            for p in self._room.remote_participants.values():
+                self._review(p)
+
+    def _review(self, p: rtc.RemoteParticipant) -> None:
+        for pub in p.track_publications.values():
+            modality = _MODALITY.get(pub.source)
+            if modality is None:
+                continue
+            wanted = self._gate.allows(p.identity, modality)
+            if wanted and not pub.subscribed:
+                pub.set_subscribed(True)
+            elif not wanted and pub.subscribed:
+                pub.set_subscribed(False)
+                self._stop_reader(p.identity, pub)
+
+    def _subscribed(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        modality = _MODALITY.get(pub.source)
+        if modality is None or not self._gate.allows(p.identity, modality):
+            pub.set_subscribed(False)  # consent went while the subscription was on its way
+            return
+        key = f"{p.identity}/{_KIND[modality]}"
+        self._end_reader(key)
+        if modality == "face":
+            if pub.simulcasted:
+                pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+            reader = self._read_video(p.identity, track)
+        else:
+            reader = self._read_audio(p.identity, track)
+        self._readers[key] = asyncio.create_task(reader)
+        self.stats.subscribed.add(key)
+        self.stats.ever_subscribed.add(key)
+
+    def _unsubscribed(
+        self, _track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        self._stop_reader(p.identity, pub)
+
+    def _muted(self, p: rtc.Participant, pub: rtc.TrackPublication) -> None:
+        if isinstance(p, rtc.RemoteParticipant):
+            self._stop_reader(p.identity, pub, keep_reading=True)
+
+    def _left(self, p: rtc.RemoteParticipant) -> None:
+        for kind in ("video", "audio"):
+            self._end_reader(f"{p.identity}/{kind}")
+
+    def _stop_reader(
+        self, identity: str, pub: rtc.TrackPublication, *, keep_reading: bool = False
+    ) -> None:
+        modality = _MODALITY.get(pub.source)
+        if modality is None:
+            return
+        key = f"{identity}/{_KIND[modality]}"
+        if keep_reading:  # muted: nothing flows until unmuted; the stream stops holding windows
+            self._put(EndStream(_KIND[modality], identity))
+        else:
+            self._end_reader(key)
+
+    def _end_reader(self, key: str) -> None:
+        task = self._readers.pop(key, None)
+        self.stats.subscribed.discard(key)
+        if task is not None:
+            task.cancel()
+            identity, kind = key.rsplit("/", 1)
+            self._put(EndStream(kind, identity))
+
+    # -- media ------------------------------------------------------------------------------------
+
+    async def _read_video(self, identity: str, track: rtc.Track) -> None:
+        stream = rtc.VideoStream(track, capacity=1)  # only the newest frame waits
+        interval = 1.0 / self._settings.video.sample_fps
+        due = 0.0
+        try:
+            async for event in stream:
+                t = self.now()
+                if t < due:
+                    continue
+                due = max(due + interval, t - interval)
+                frame = event.frame
+                self.stats.video_size[identity] = (frame.width, frame.height)
+                rgb = to_rgb(frame, self._settings.video.max_side)
+                self.stats.video_frames += 1
+                self._put(VideoFrame(identity, t, rgb))
+        finally:
+            # The close must not be awaited from a cancelled reader: it would hang.
+            asyncio.get_running_loop().create_task(stream.aclose())
+
+    async def _read_audio(self, identity: str, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        chunk = SAMPLE_RATE * self._settings.livekit.audio_chunk_ms // 1000
+        parts: list[np.ndarray] = []
+        held = 0
+        start = 0.0  # media time of the first held sample
+        clock: float | None = None  # media time the next sample belongs to
+        try:
+            async for event in stream:
+                samples = np.frombuffer(event.frame.data, np.int16).astype(np.float32) / 32768.0
+                arrived = self.now() - len(samples) / SAMPLE_RATE
+                if clock is None or arrived - clock > RESYNC_S:
+                    if held:  # a gap: what was held goes out before the jump
+                        self._put(AudioChunk(identity, start, np.concatenate(parts)))
+                        parts, held = [], 0
+                    clock = max(arrived, clock or 0.0)
+                if not held:
+                    start = clock
+                parts.append(samples)
+                held += len(samples)
+                clock += len(samples) / SAMPLE_RATE
+                if held >= chunk:
+                    self._put(AudioChunk(identity, start, np.concatenate(parts)))
+                    self.stats.audio_chunks += 1
+                    parts, held = [], 0
+        finally:
+            asyncio.get_running_loop().create_task(stream.aclose())
+
+    # -- text -------------------------------------------------------------------------------------
+
+    def _transcription(
+        self,
+        segments: list[rtc.TranscriptionSegment],
+        p: rtc.Participant | None,
+        _pub: rtc.TrackPublication | None,
+    ) -> None:
+        if p is None:
+            return
+        for s in segments:
+            if s.final:
+                self._utterance(p.identity, s.text, s.id)
+
+    def _text_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        task = asyncio.create_task(self._read_text(reader, sender))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_text(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        text = await reader.read_all()
+        attrs = reader.info.attributes or {}
+        if reader.info.topic == TRANSCRIPTION_TOPIC:
+            if attrs.get("lk.transcription_final", "true") != "true":
+                return
+            speaker = self._track_owner(attrs.get("lk.transcribed_track_id")) or sender
+            self._utterance(speaker, text, attrs.get("lk.segment_id") or reader.info.stream_id)
+        else:
+            self._utterance(sender, text, reader.info.stream_id)
+
+    def _track_owner(self, track_sid: str | None) -> str | None:
+        if self._room is None or not track_sid:
+            return None
+        for p in self._room.remote_participants.values():
+            if track_sid in p.track_publications:
+                return p.identity
+        return None
+
+    def _utterance(self, identity: str, text: str, segment_id: str) -> None:
+        # A voice agent sends a segment both as a transcription event and as a text stream.
+        if not text.strip() or segment_id in self._segments:
+            return
+        self._segments.add(segment_id)
+        t = self.now()
+        self.stats.utterances += 1
+        self._put(Utterance(identity, t, t, text.strip()))
+
+    # -- clock ------------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        review = 0.0
+        while True:
+            await asyncio.sleep(self._settings.livekit.tick_s)
+            t = self.now()
+            self._put(Tick(t))
+            if t - review >= REVIEW_S:
+                review = t
+                self._consents_changed()  # consents expire without a call
+
+
+def to_rgb(frame: rtc.VideoFrame, max_side: int) -> np.ndarray:
+    """RGB uint8, downscaled so no side exceeds `max_side` (any simulcast layer, or none)."""
+    if frame.type != rtc.VideoBufferType.I420:
+        frame = frame.convert(rtc.VideoBufferType.I420)
+    rgb = frame.convert(rtc.VideoBufferType.RGB24)
+    image = np.frombuffer(rgb.data, np.uint8).reshape(rgb.height, rgb.width, 3)
+    scale = max_side / max(rgb.width, rgb.height)
+    if scale < 1:
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image.copy()
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False

@@ -1,0 +1,212 @@
+"""The bot against a real livekit-server: `rapport serve --livekit-*` with LiveKit's webhooks
+pointed at it, participants published with the livekit SDK, events read over the WebSocket and
+from a webhook receiver. Everything runs on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rapport.livekit import LocalServer
+from rapport.livekit.publisher import SimulatedParticipant
+from rapport.samples import Recording, make_recording
+from tests.fakes.receiver import Receiver, webhook_receiver
+from tests.integration.service.conftest import Service
+
+ROOM = "standup"
+
+
+@pytest.fixture(scope="session")
+def call_720p(media_dir: Path) -> Recording:
+    """12 s at 1280x720 (its simulcast LOW layer is 320x180), speech and a transcript."""
+    return make_recording(
+        media_dir / "call720.mp4",
+        duration_s=12.0,
+        size=(1280, 720),
+        fps=15,
+        speech=(
+            (0.5, "Good morning, thanks for joining the call."),
+            (5.0, "I am really happy with how the launch went."),
+        ),
+        transcript=media_dir / "call720.vtt",
+    )
+
+
+@pytest.fixture(scope="session")
+def call_small(media_dir: Path) -> Recording:
+    return make_recording(
+        media_dir / "call360.mp4",
+        duration_s=12.0,
+        size=(640, 360),
+        fps=10,
+        speech=((1.0, "I would rather not be analysed, thank you."),),
+        transcript=media_dir / "call360.vtt",
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+class Room:
+    """A LiveKit server whose webhooks go to a rapport service that knows it."""
+
+    def __init__(self, make_service: Any, livekit_binary: Path, tmp: Path, **lk: Any) -> None:
+        self.lk = LocalServer(
+            binary=livekit_binary, log_path=tmp / "livekit.log", departure_timeout_s=1
+        )
+        self.svc: Service = make_service(
+            {
+                "livekit": {
+                    "url": self.lk.url,
+                    "api_key": self.lk.api_key,
+                    "api_secret": self.lk.api_secret,
+                    **lk,
+                }
+            }
+        )
+        self.lk.webhook_url = f"{self.svc.url}/v1/livekit/webhook"
+        self.lk.start()
+
+    def session(self, **fields: Any) -> str:
+        body = {
+            "room": ROOM,
+            "purpose": "self_coaching",
+            "jurisdiction": "DE",
+            "setting": "consumer",
+            "reporting": "participant",
+            **fields,
+        }
+        r = self.svc.http.post("/v1/sessions", json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def participant(self, identity: str, recording: Recording, **kw: Any) -> SimulatedParticipant:
+        return SimulatedParticipant(
+            self.lk.url,
+            self.lk.token(identity, room=ROOM),
+            recording,
+            loop=True,
+            transcriber_token=self.lk.token(f"agent-{identity}", room=ROOM, agent=True),
+            **kw,
+        )
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        return dict(self.svc.http.get(f"/v1/sessions/{session_id}").json())
+
+    async def until(
+        self, session_id: str, ok: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = await asyncio.to_thread(self.get, session_id)
+            if ok(s):
+                return s
+            assert time.monotonic() < deadline, f"timed out; session is {s}"
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        self.lk.stop()
+
+
+@pytest.fixture
+def room(make_service: Any, livekit_binary: Path, tmp_path: Path) -> Iterator[Room]:
+    r = Room(make_service, livekit_binary, tmp_path)
+    yield r
+    r.stop()
+
+
+def admitted(s: dict[str, Any], who: str) -> dict[str, int]:
+    return dict(s["counts"].get("participants", {}).get(who, {}).get("admitted", {}))
+
+
+def windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "engagement.window"]
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro(), 120))
+
+
+def test_the_bot_taps_consenting_participants_only(
+    room: Room, call_720p: Recording, call_small: Recording, receiver: Receiver
+) -> None:
+    svc = room.svc
+    r = svc.http.post(
+        "/v1/webhooks", json={"url": receiver.url, "event_types": ["session.summary"]}
+    )
+    assert r.status_code == 201, r.text
+    sid = room.session()
+    svc.consent(sid, "alice")
+
+    async def call() -> None:
+        async with room.participant("alice", call_720p), room.participant("bob", call_small):
+            await room.until(sid, lambda s: s["status"] == "running")
+            await room.until(
+                sid,
+                lambda s: (
+                    admitted(s, "alice").get("text", 0) >= 1
+                    and admitted(s, "alice").get("face", 0) >= 12
+                    and admitted(s, "alice").get("voice", 0) >= 1
+                ),
+            )
+        # The publishers left: the room closes (departure timeout 1 s) and the bot with it.
+
+    run(call)
+    s = svc.wait_status(sid, "ended", timeout=60)
+    lk = s["counts"]["livekit"]
+    assert lk["video_size"]["alice"] == [320, 180]  # the LOW simulcast layer of 1280x720
+    assert set(lk["ever_subscribed"]) == {"alice/video", "alice/audio"}
+    assert admitted(s, "bob") == {}  # never subscribed: nothing of bob's reached a model
+    dropped_bob = s["counts"]["participants"].get("bob", {}).get("dropped", {})
+    assert set(dropped_bob) <= {"no_consent"}  # his transcript reached the gate, and stopped
+    events = svc.events(sid)
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert events[0]["type"] == "session.started"
+    assert events[0]["data"]["source"] == "livekit"
+    assert events[-1]["type"] == "session.summary"
+    assert windows(events), "no engagement window came out"
+    for e in events:
+        assert "bob" not in str(e["data"])  # reported on no one without consent
+    summary = events[-1]["data"]
+    assert "alice" in str(summary["participants"])
+    deadline = time.monotonic() + 20
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert receiver.received, "the summary webhook did not arrive"
+
+
+def test_revocation_unsubscribes_and_stops_within_a_second(
+    room: Room, call_720p: Recording
+) -> None:
+    svc = room.svc
+    sid = room.session()
+    consent = svc.consent(sid, "alice")
+    timing: dict[str, float] = {}
+
+    async def call() -> None:
+        async with room.participant("alice", call_720p):
+            await room.until(sid, lambda s: admitted(s, "alice").get("face", 0) >= 8)
+            r = await asyncio.to_thread(svc.http.post, f"/v1/consents/{consent['id']}/revoke")
+            assert r.status_code == 200, r.text
+            timing["revoked"] = time.time()
+            s = await room.until(sid, lambda s: not s["counts"]["livekit"]["subscribed"], 1.0)
+            timing["unsubscribed"] = time.time()
+            await asyncio.sleep(2.0)  # alice goes on publishing
+            timing["after"] = admitted(await asyncio.to_thread(room.get, sid), "alice")["face"]
+            timing["before"] = admitted(s, "alice")["face"]
+
+    run(call)
+    assert timing["unsubscribed"] - timing["revoked"] < 1.0
+    assert timing["after"] == timing["before"]  # nothing of hers admitted after the revocation
+    s = svc.wait_status(sid, "ended", timeout=60)
+    assert s["counts"]["participants"]["alice"]["last_admitted_at"] < timing["revoked"]
+    types = [e["type"] for e in svc.events(sid)]
+    assert "consent.revoked" in types and types[-1] == "session.summary"
