@@ -15,6 +15,7 @@ windows close while no one sends media.
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -117,7 +118,9 @@ class Session:
         self._marks: dict[tuple[str, str], tuple[float, float]] = {}
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
 
-    def start(self, *, source: str, modalities: list[str]) -> None:
+    def start(
+        self, *, source: str, modalities: list[str], media_origin: datetime | None = None
+    ) -> None:
         self._bus.emit(
             EventType.SESSION_STARTED,
             0.0,
@@ -128,6 +131,7 @@ class Session:
                 window_s=self._settings.window.seconds,
                 sample_fps=self._settings.video.sample_fps,
                 reporting=self._reporting,
+                media_origin=media_origin,
             ),
         )
 

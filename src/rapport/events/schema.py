@@ -98,6 +98,11 @@ class SessionStartedData(_Model):
     window_s: float
     sample_fps: float
     reporting: Literal["room", "participant"]
+    media_origin: datetime | None = Field(
+        None,
+        description="Live sources: the wall-clock time of media time 0, so media times map to "
+        "clock times (and latency can be measured). Null for a recording.",
+    )
 
 
 class ConsentRevokedData(_Model):

@@ -170,7 +170,10 @@ class Runs:
                 reporting=reporting,
                 gate=run.gate,
             )
-            session.start(source="livekit", modalities=modalities)
+            assert run.tap is not None
+            session.start(
+                source="livekit", modalities=modalities, media_origin=run.tap.media_origin
+            )
             run.session = session
             return session
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -94,6 +95,11 @@ class RoomTap:
         self._ended = False
         self.stats = TapStats()
         gate.watch(self._consents_changed)
+
+    @property
+    def media_origin(self) -> datetime:
+        """The wall-clock time of media time 0."""
+        return datetime.fromtimestamp(time.time() - self.now(), UTC)
 
     def now(self) -> float:
         """Media time: seconds since the tap began."""
