@@ -5,6 +5,7 @@ from a webhook receiver. Everything runs on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -210,3 +211,173 @@ def test_revocation_unsubscribes_and_stops_within_a_second(
     assert s["counts"]["participants"]["alice"]["last_admitted_at"] < timing["revoked"]
     types = [e["type"] for e in svc.events(sid)]
     assert "consent.revoked" in types and types[-1] == "session.summary"
+
+
+class LiveEvents:
+    """A dashboard's WebSocket, connected before the call, collecting events as they arrive."""
+
+    def __init__(self, svc: Service, session_id: str) -> None:
+        import threading
+
+        from websockets.sync.client import connect
+
+        token = svc.http.post(f"/v1/sessions/{session_id}/tokens").json()["token"]
+        self._ws = connect(f"{svc.ws_url}/v1/events?session={session_id}&token={token}")
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        import json
+
+        for message in self._ws:
+            m = json.loads(message)
+            if m.get("type") not in ("heartbeat", "stream.reset"):
+                self.events.append((time.time(), m))
+            if m.get("type") == "session.summary":
+                return
+
+    def close(self) -> list[dict[str, Any]]:
+        self._thread.join(30)
+        self._ws.close()
+        return [e for _, e in self.events]
+
+
+@pytest.mark.parametrize("outage_s", [0.0, 8.0])
+def test_a_livekit_server_restart_resumes_the_same_session(
+    room: Room, call_720p: Recording, outage_s: float
+) -> None:
+    """Killed and back at once (the SDK resumes), or down for 8 s (past the SDK's own retries:
+    the bot rejoins, and the participant joins again as a person would)."""
+    svc = room.svc
+    sid = room.session()
+    svc.consent(sid, "alice")
+    live = LiveEvents(svc, sid)
+    marks: dict[str, Any] = {}
+
+    async def call() -> None:
+        async with room.participant("alice", call_720p) as alice:
+            s = await room.until(sid, lambda s: admitted(s, "alice").get("face", 0) >= 8)
+            await asyncio.to_thread(room.lk.stop)  # killed: rooms and connections are lost
+            await asyncio.sleep(outage_s)
+            await asyncio.to_thread(room.lk.start)
+            marks["restarted"] = time.time()
+            before = admitted(s, "alice")["face"]
+            if not alice.room.isconnected():
+                await alice.stop()
+                alice = await room.participant("alice", call_720p).start()
+            s = await room.until(
+                sid, lambda s: admitted(s, "alice").get("face", 0) >= before + 8, 60
+            )
+            marks["s"] = s
+            await alice.stop()
+
+    run(call)
+    s = svc.wait_status(sid, "ended", timeout=60)
+    events = live.close()
+    assert s["status"] == "ended" and s["error"] is None
+    assert [e["seq"] for e in events] == list(range(len(events)))  # no gap, no duplicate
+    assert len({e["id"] for e in events}) == len(events)
+    types = [e["type"] for e in events]
+    assert types.count("session.started") == 1 and types.count("session.summary") == 1
+    spans = [(w["media_time"]["start"], w["media_time"]["end"]) for w in windows(events)]
+    assert all(b[0] == a[1] for a, b in itertools.pairwise(spans)), spans  # one timeline
+    after = [t for t, e in live.events if e["type"] == "engagement.window"]
+    assert any(t > marks["restarted"] for t in after), "no window came out after the restart"
+    assert marks["s"]["counts"]["livekit"]["subscribed"]  # tapping again after the restart
+
+
+def test_camera_off_leaves_voice_and_text_flowing(room: Room, call_720p: Recording) -> None:
+    svc = room.svc
+    sid = room.session()
+    svc.consent(sid, "alice")
+    seen: dict[str, dict[str, int]] = {}
+
+    async def call() -> None:
+        async with room.participant("alice", call_720p) as alice:
+            await room.until(sid, lambda s: admitted(s, "alice").get("face", 0) >= 8)
+            await alice.camera(False)
+            await asyncio.sleep(1.0)  # frames in flight land
+            seen["off"] = admitted(await asyncio.to_thread(room.get, sid), "alice")
+            off = seen["off"]
+            s = await room.until(
+                sid,
+                lambda s: (
+                    admitted(s, "alice").get("text", 0) > off.get("text", 0)
+                    and admitted(s, "alice")["voice"] > off["voice"] + 20
+                ),
+                30,
+            )
+            seen["later"] = admitted(s, "alice")
+
+    run(call)
+    assert seen["later"]["face"] == seen["off"]["face"]  # no frame after the camera went off
+    s = svc.wait_status(sid, "ended", timeout=60)
+    assert s["status"] == "ended"
+    events = svc.events(sid)
+    assert events[-1]["type"] == "session.summary"
+
+
+def _signed(lk: LocalServer, body: str, secret: str | None = None) -> str:
+    import base64
+    import hashlib
+
+    from livekit import api
+
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    token = api.AccessToken(lk.api_key, secret or lk.api_secret).with_sha256(digest)
+    return token.to_jwt()
+
+
+def test_forged_and_replayed_livekit_webhooks_are_refused(room: Room) -> None:
+    import json
+
+    lk, svc = room.lk, room.svc
+    url = f"{svc.url}/v1/livekit/webhook"
+    body = json.dumps(
+        {
+            "event": "room_started",
+            "id": "EV_test_replay",
+            "createdAt": str(int(time.time())),
+            "room": {"name": "no-session-here"},
+        }
+    )
+    post = svc.http.post  # carries rapport's API key: LiveKit's signature must still decide
+
+    def send(body: str, auth: str | None) -> Any:
+        headers = {"content-type": "application/webhook+json"}
+        if auth is not None:
+            headers["authorization"] = auth
+        return post(url, content=body, headers=headers)
+
+    assert send(body, None).status_code == 401
+    assert send(body, _signed(lk, body, secret="not-the-secret")).status_code == 401
+    assert send(body.replace("no-session", "other"), _signed(lk, body)).status_code == 401
+    first = send(body, _signed(lk, body))
+    assert first.status_code == 200 and first.json()["outcome"] == "ignored", first.text
+    replay = send(body, _signed(lk, body))
+    assert replay.status_code == 409 and replay.json()["error"]["code"] == "duplicate_event"
+    old = body.replace(str(int(time.time()))[:4], "1700")
+    assert send(old, _signed(lk, old)).status_code == 409  # too old to act on
+
+
+def test_reconciliation_joins_a_room_whose_webhook_was_lost(
+    make_service: Any, livekit_binary: Path, tmp_path: Path, call_720p: Recording
+) -> None:
+    room = Room(make_service, livekit_binary, tmp_path, reconcile_s=1)
+    try:
+        room.lk.stop()
+        room.lk.webhook_url = None  # LiveKit's webhooks never arrive
+        room.lk.start()
+        sid = room.session()
+        room.svc.consent(sid, "alice")
+
+        async def call() -> None:
+            async with room.participant("alice", call_720p):
+                await room.until(sid, lambda s: admitted(s, "alice").get("face", 0) >= 4, 30)
+
+        run(call)
+        s = room.svc.wait_status(sid, "ended", timeout=60)
+        assert s["counts"]["livekit"]["joins"] >= 1
+    finally:
+        room.stop()
