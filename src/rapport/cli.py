@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate a sample recording and analyse it")
     d.add_argument("--dir", type=Path, default=Path("demo-out"), help="where to write (demo-out)")
     d.add_argument("--quiet", action="store_true")
+    d.add_argument(
+        "--livekit",
+        action="store_true",
+        help="through a local LiveKit server and `rapport serve` (scripts/setup --livekit)",
+    )
 
     sub.add_parser("schema", help="print the JSON Schema of every event")
 
@@ -162,6 +167,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from rapport.samples import make_recording
 
     directory: Path = args.dir
+    if args.livekit:
+        from rapport.livekit.demo import run_demo
+
+        return run_demo(directory / "livekit", settings.models_dir, lambda s: err.print(s))
     directory.mkdir(parents=True, exist_ok=True)
     err.print("generating a 20 s sample recording (a face, synthetic speech, a transcript)...")
     rec = make_recording(
