@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from livekit import api
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from rapport.analytics.payloads import Reporting
@@ -125,13 +125,20 @@ class Rooms:
                 )
                 if row is None:
                     return False
+                # Conditional, so that of several workers told of the room only one takes it.
+                claimed = await s.execute(
+                    update(Session)
+                    .where(Session.id == row.id, Session.status == "created")
+                    .values(status="running", started_at=datetime.now(UTC))
+                )
+                if getattr(claimed, "rowcount", 0) != 1:
+                    return False
                 consents = await s.scalars(
                     select(Consent).where(
                         Consent.session_id == row.id, Consent.revoked_at.is_(None)
                     )
                 )
                 grants = [grant_of(c) for c in consents]
-                row.status, row.started_at = "running", datetime.now(UTC)
                 session_id = row.id
                 reporting: Reporting = "participant" if row.reporting == "participant" else "room"
             run = self._runs.open(session_id, grants)

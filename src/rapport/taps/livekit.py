@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ TRANSCRIPTION_TOPIC = "lk.transcription"
 CHAT_TOPIC = "lk.chat"
 RESYNC_S = 0.5
 """Audio arriving this far behind its sample clock (a gap: mute, a network cut) is re-anchored."""
+SEGMENTS_KEPT = 1024
+"""Segment ids remembered to drop the second copy of a transcript (it follows within seconds)."""
 REVIEW_S = 1.0
 """Subscriptions are re-checked this often (consents expire); grants and revocations act at once."""
 
@@ -89,7 +92,7 @@ class RoomTap:
         self._room: rtc.Room | None = None
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._segments: set[str] = set()
+        self._segments: OrderedDict[str, None] = OrderedDict()
         self._stopped = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._ended = False
@@ -336,7 +339,9 @@ class RoomTap:
         # A voice agent sends a segment both as a transcription event and as a text stream.
         if not text.strip() or segment_id in self._segments:
             return
-        self._segments.add(segment_id)
+        self._segments[segment_id] = None
+        if len(self._segments) > SEGMENTS_KEPT:
+            self._segments.popitem(last=False)
         t = self.now()
         self.stats.utterances += 1
         self._put(Utterance(identity, t, t, text.strip()))
