@@ -1,4 +1,4 @@
-"""`rapport demo --livekit`: a local server, `rapport serve`, a simulated participant, end to end."""
+"""`rapport demo --livekit`: local server, `rapport serve`, a simulated participant, end to end."""
 
 from __future__ import annotations
 

@@ -287,7 +287,9 @@ def test_a_livekit_server_restart_resumes_the_same_session(
     assert marks["s"]["counts"]["livekit"]["subscribed"]  # tapping again after the restart
 
 
-def test_camera_off_leaves_voice_and_text_flowing(room: Room, call_720p: Recording) -> None:
+def test_camera_off_leaves_voice_and_text_flowing_and_on_again_brings_faces_back(
+    room: Room, call_720p: Recording
+) -> None:
     svc = room.svc
     sid = room.session()
     svc.consent(sid, "alice")
@@ -309,6 +311,12 @@ def test_camera_off_leaves_voice_and_text_flowing(room: Room, call_720p: Recordi
                 30,
             )
             seen["later"] = admitted(s, "alice")
+            await alice.camera(True)
+            later = seen["later"]["face"]
+            s = await room.until(sid, lambda s: admitted(s, "alice")["face"] >= later + 4, 20)
+            said = s["counts"]["livekit"]["utterances"]
+            await alice.chat("Back on camera, sorry about that.")
+            await room.until(sid, lambda s: s["counts"]["livekit"]["utterances"] > said, 10)
 
     run(call)
     assert seen["later"]["face"] == seen["off"]["face"]  # no frame after the camera went off
