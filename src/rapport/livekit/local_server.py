@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -184,6 +185,16 @@ class LocalServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def freeze(self, seconds: float) -> None:
+        """Stop the server (SIGSTOP) for `seconds`: nothing flows either way while connections
+        stay open, as in a network cut; then it goes on where it was."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Kill and start again on the same ports and keys (rooms and participants are lost)."""

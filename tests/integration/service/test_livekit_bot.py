@@ -243,12 +243,13 @@ class LiveEvents:
         return [e for _, e in self.events]
 
 
-@pytest.mark.parametrize("outage_s", [0.0, 8.0])
-def test_a_livekit_server_restart_resumes_the_same_session(
-    room: Room, call_720p: Recording, outage_s: float
+@pytest.mark.parametrize("cut", ["restart", "down 8 s", "frozen 6 s"])
+def test_a_livekit_server_restart_or_network_cut_resumes_the_same_session(
+    room: Room, call_720p: Recording, cut: str
 ) -> None:
-    """Killed and back at once (the SDK resumes), or down for 8 s (past the SDK's own retries:
-    the bot rejoins, and the participant joins again as a person would)."""
+    """The server killed and back at once (the SDK resumes), down for 8 s (the SDK reconnects
+    after several tries; the participant joins again if its own SDK gave up, as a person would),
+    or frozen for 6 s (SIGSTOP: nothing flows, connections stay open, as in a network cut)."""
     svc = room.svc
     sid = room.session()
     svc.consent(sid, "alice")
@@ -258,9 +259,12 @@ def test_a_livekit_server_restart_resumes_the_same_session(
     async def call() -> None:
         async with room.participant("alice", call_720p) as alice:
             s = await room.until(sid, lambda s: admitted(s, "alice").get("face", 0) >= 8)
-            await asyncio.to_thread(room.lk.stop)  # killed: rooms and connections are lost
-            await asyncio.sleep(outage_s)
-            await asyncio.to_thread(room.lk.start)
+            if cut == "frozen 6 s":
+                await asyncio.to_thread(room.lk.freeze, 6.0)
+            else:
+                await asyncio.to_thread(room.lk.stop)  # killed: rooms and connections are lost
+                await asyncio.sleep(8.0 if cut == "down 8 s" else 0.0)
+                await asyncio.to_thread(room.lk.start)
             marks["restarted"] = time.time()
             before = admitted(s, "alice")["face"]
             if not alice.room.isconnected():
