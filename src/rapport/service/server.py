@@ -20,7 +20,8 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     """Blocks until interrupted. Prints one line with the address once it accepts connections
     (port 0 picks a free one), so scripts and tests can wait for it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("alembic", "httpx"):  # one line per migration step / per delivery
+    # alembic, httpx: a line per migration step / per delivery; livekit: the SDK's per-track lines
+    for noisy in ("alembic", "httpx", "livekit"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
         create_app(settings),

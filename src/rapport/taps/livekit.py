@@ -206,7 +206,7 @@ class RoomTap:
         key = f"{p.identity}/{_KIND[modality]}"
         self._end_reader(key)
         if modality == "face":
-            if pub.simulcasted:
+            if pub.simulcasted:  # else there is one layer: taken as it comes, scaled down
                 pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
             reader = self._read_video(p.identity, track)
         else:
