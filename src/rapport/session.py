@@ -14,6 +14,7 @@ windows close while no one sends media.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from datetime import datetime
 
@@ -85,13 +86,15 @@ class Session:
         transcribe: bool = False,
         duration_s: float | None = None,
         gate: ConsentGate | None = None,
+        live: bool = False,
     ) -> None:
         """`owner` is the person a recording belongs to (None for a shared room camera and mic, and
         for a live room, whose streams are named by participant); `speakers`, when the transcript
         names two or more, attributes a shared microphone's voice from it;
         `duration_s`, when known (a recording), lets a short tail join the last window;
         `gate`, when given, admits every item before any model sees it (the service always
-        gives one; the local `rapport analyze` of one's own recording does not)."""
+        gives one; the local `rapport analyze` of one's own recording does not); `live` (a room)
+        cuts speech at window boundaries, so a window closes on time while someone talks."""
         self._settings = settings
         self._pack = pack
         self._bus = bus
@@ -110,6 +113,7 @@ class Session:
         self._faces: dict[str, FaceStream] = {}
         self._cues = SpeakerAttribution(None, speakers)
         self._gate = gate
+        self._live = live
         self._mics: dict[str, _Microphone] = {}
         self._baselines: dict[str, prosody.ArousalBaseline] = {}
         self._stt = pack.speech_to_text() if transcribe else None
@@ -176,6 +180,13 @@ class Session:
         for segment in mic.vad.push(chunk):
             self._on_speech(mic, segment)
         pending = mic.vad.pending_since
+        if self._live and pending is not None:
+            w = self._settings.window.seconds
+            boundary = math.floor(chunk.end / w) * w
+            if boundary > pending:
+                for segment in mic.vad.cut(boundary):
+                    self._on_speech(mic, segment)
+                pending = mic.vad.pending_since
         self._marks[key] = (chunk.end, chunk.end if pending is None else min(chunk.end, pending))
         self._advance()
 
@@ -307,12 +318,17 @@ class Session:
         return self._baselines.setdefault(who, prosody.ArousalBaseline()).score(features)
 
     def _advance(self) -> None:
-        streams = list(self._marks.values())
-        if not streams:
+        if not self._marks:
             return
         # A stream far behind the newest has ended (or paused): it no longer holds windows back.
-        newest = max(progress for progress, _ in streams)
-        watermark = min(mark for progress, mark in streams if progress >= newest - STALE_S)
+        # The clock holds nothing back: it only moves time on when no media stream is live.
+        newest = max(progress for progress, _ in self._marks.values())
+        live = [
+            mark
+            for key, (progress, mark) in self._marks.items()
+            if key != CLOCK and progress >= newest - STALE_S
+        ]
+        watermark = min(live) if live else newest
         for result in self._windows.advance(watermark):
             self._emit_window(result)
 

@@ -11,6 +11,7 @@ Arousal comes from prosody.py, against this participant's own baseline.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,22 @@ class VoiceActivity:
         self._new_stream()
         return out
 
+    def cut(self, t: float) -> list[SpeechSegment]:
+        """Close the speech open at media time `t` there, and go on with it as a new segment from
+        `t` (a live window closes on time instead of waiting for the speaker to pause). The piece
+        before `t` is kept however short: it is the end of real speech, not a blip."""
+        if self._start is None or self._t0 is None:
+            return []
+        at = math.ceil((t - self._t0) / WINDOW_S - 1e-9)  # the first VAD window from t on
+        if not self._start < at <= self._done:
+            return []
+        if self._silence is not None and self._silence <= at:
+            return self._close(self._silence, keep_short=True)  # it had ended; nothing goes on
+        rest = self._audio[at - self._start :]
+        out = self._close(at, keep_short=True)
+        self._start, self._audio = at, rest
+        return out
+
     def reset(self) -> None:
         """Drop everything held (open speech, its samples): used when consent is revoked."""
         self._new_stream()
@@ -144,12 +161,14 @@ class VoiceActivity:
         self._done += len(probs)
         return out
 
-    def _close(self, end: int, end_t: float | None = None) -> list[SpeechSegment]:
+    def _close(
+        self, end: int, end_t: float | None = None, *, keep_short: bool = False
+    ) -> list[SpeechSegment]:
         """Close the open segment at window `end` (exclusive), clipped to `end_t` if given."""
         assert self._start is not None and self._t0 is not None
         start, n, audio = self._start, end - self._start, self._audio
         self._start, self._silence, self._audio = None, None, []
-        if n < max(1, self._min_speech):
+        if n < (1 if keep_short else max(1, self._min_speech)):
             return []
         t_start = self._t0 + start * WINDOW_S
         t_end = self._t0 + end * WINDOW_S

@@ -169,6 +169,7 @@ class Runs:
                 owner=None,
                 reporting=reporting,
                 gate=run.gate,
+                live=True,
             )
             assert run.tap is not None
             session.start(

@@ -216,3 +216,26 @@ def test_without_prosody_segments_carry_no_arousal(
     segments = va.push(AudioChunk("p1", 0.0, audio)) + va.flush()
     assert len(segments) == len(spans)
     assert all(s.arousal is None and s.confidence == 0.0 for s in segments)
+
+
+def test_a_cut_closes_open_speech_at_the_boundary_and_goes_on(
+    say: Say, make_vad: Callable[..., VoiceActivity]
+):
+    audio, spans = timeline(0.5, say(A, stretch=1.5), 0.8)
+    whole = run(make_vad(), audio, 0.1)
+    assert len(whole) == 1
+    boundary = (spans[0][0] + spans[0][1]) / 2  # mid-speech
+    va = make_vad()
+    n = round(0.1 * SAMPLE_RATE)
+    cut: list[SpeechSegment] = []
+    for i in range(0, len(audio), n):
+        chunk = AudioChunk("p1", i / SAMPLE_RATE, audio[i : i + n])
+        cut += va.push(chunk)
+        if va.pending_since is not None and chunk.end >= boundary > va.pending_since:
+            cut += va.cut(boundary)
+            assert va.pending_since == pytest.approx(boundary, abs=0.032)  # the rest goes on
+    cut += va.flush()
+    assert len(cut) == 2
+    assert cut[0].start == whole[0].start and cut[1].end == whole[0].end
+    assert cut[0].end == cut[1].start == pytest.approx(boundary, abs=0.032)
+    assert va.cut(boundary) == []  # nothing open: nothing to cut
