@@ -13,12 +13,15 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+import onnxruntime as ort
+
 from rapport.config import Settings
 from rapport.perception.face_expression import ExpressionClassifier
 from rapport.perception.faces import FaceDetector
 from rapport.perception.heads import ExpressionHead, TextHead, VoiceHead
 from rapport.perception.language import TextSentiment
 from rapport.perception.speech_to_text import SpeechToText
+from rapport.perception.vad import SileroVad
 from rapport.perception.voice import VoiceActivity
 
 
@@ -43,14 +46,21 @@ class OfflinePack:
     def voice_activity(
         self, participant: str, *, max_speech_s: float, prosody: bool = True
     ) -> VoiceActivity:
-        """A fresh VAD stream (it is stateful) for one participant's audio."""
+        """A fresh VAD stream (it is stateful) for one participant's audio. The streams share
+        one ONNX Runtime session (the graph is stateless; each stream keeps its own state), so a
+        room's tenth microphone costs no model load."""
         return VoiceActivity(
             self._settings.models_dir,
             self._settings.runtime,
             participant,
             max_speech_s=max_speech_s,
             prosody=prosody and self.voice_emotion is None,
+            vad=SileroVad(self._vad_session),
         )
+
+    @cached_property
+    def _vad_session(self) -> ort.InferenceSession:
+        return SileroVad.load(self._settings.models_dir, self._settings.runtime).session
 
     @cached_property
     def _stt(self) -> SpeechToText:

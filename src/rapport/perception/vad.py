@@ -46,6 +46,10 @@ class SileroVad:
         load_model_dir(models_dir, SLOT)
         return cls(create_session(models_dir / SLOT / MODEL_FILE, runtime))
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._session
+
     def reset(self) -> None:
         """Start a new stream: clear the recurrent state and the context."""
         self._x[:] = 0.0

@@ -41,8 +41,10 @@ class VoiceActivity:
         min_silence_s: float = 0.3,
         max_speech_s: float = 20.0,
         prosody: bool = True,
+        vad: SileroVad | None = None,
     ) -> None:
-        """`prosody=False` leaves arousal to the caller (e.g. per speaker of a shared mic)."""
+        """`prosody=False` leaves arousal to the caller (e.g. per speaker of a shared mic);
+        `vad`, a fresh SileroVad on a shared session, saves loading the model again."""
         if not 0.0 < off < on < 1.0:
             raise ValueError(f"need 0 < off < on < 1, got on={on} off={off}")
         if min_speech_s < 0 or min_silence_s < 0 or max_speech_s <= max(min_speech_s, WINDOW_S):
@@ -52,7 +54,7 @@ class VoiceActivity:
         self._min_speech = round(min_speech_s / WINDOW_S)
         self._min_silence = max(1, round(min_silence_s / WINDOW_S))
         self._max_speech = round(max_speech_s / WINDOW_S)
-        self._vad = SileroVad.load(models_dir, runtime)
+        self._vad = vad if vad is not None else SileroVad.load(models_dir, runtime)
         self._baseline = _prosody.ArousalBaseline() if prosody else None
         self.speech_seconds = 0.0
         """Total duration of the segments emitted so far."""
