@@ -270,8 +270,13 @@ class RoomTap:
             asyncio.get_running_loop().create_task(stream.aclose())
 
     async def _read_audio(self, identity: str, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
-        chunk = SAMPLE_RATE * self._settings.livekit.audio_chunk_ms // 1000
+        # Frames of a whole chunk: every stream sees every stream's events (the SDK filters in
+        # Python), so 10 ms frames would cost N x 100 wake-ups a second each.
+        chunk_ms = self._settings.livekit.audio_chunk_ms
+        stream = rtc.AudioStream(
+            track, sample_rate=SAMPLE_RATE, num_channels=1, frame_size_ms=chunk_ms
+        )
+        chunk = SAMPLE_RATE * chunk_ms // 1000
         parts: list[np.ndarray] = []
         held = 0
         start = 0.0  # media time of the first held sample
@@ -317,7 +322,11 @@ class RoomTap:
         task.add_done_callback(self._tasks.discard)
 
     async def _read_text(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        text = await reader.read_all()
+        try:
+            text = await reader.read_all()
+        except rtc.StreamError as e:  # the sender left mid-stream: the segment never finished
+            log.debug("text stream %s dropped: %s", reader.info.stream_id, e)
+            return
         attrs = reader.info.attributes or {}
         if reader.info.topic == TRANSCRIPTION_TOPIC:
             if attrs.get("lk.transcription_final", "true") != "true":
