@@ -55,17 +55,8 @@ class Run:
         """The gate's counters, and the bot's (subscriptions, frames, layer sizes) in a room."""
         counts = self.gate.counts()
         if self.tap is not None:
-            stats = self.tap.stats
-            counts["livekit"] = {
-                "joins": stats.joins,
-                "subscribed": sorted(stats.subscribed),
-                "ever_subscribed": sorted(stats.ever_subscribed),
-                "video_frames": stats.video_frames,
-                "video_size": {k: list(v) for k, v in sorted(stats.video_size.items())},
-                "audio_chunks": stats.audio_chunks,
-                "utterances": stats.utterances,
-                "video_frames_behind_session": self.live.dropped_video if self.live else 0,
-            }
+            behind = self.live.dropped_video if self.live else 0
+            counts["livekit"] = {**self.tap.stats.counts(), "video_frames_behind_session": behind}
         return counts
 
 
@@ -195,7 +186,7 @@ class Runs:
         tapping = asyncio.create_task(tap.run())
         session_over = asyncio.create_task(asyncio.to_thread(live.done.wait))
         await asyncio.wait({tapping, session_over}, return_when=asyncio.FIRST_COMPLETED)
-        tap.stop()  # the session failed: the bot leaves
+        tap.stop()  # when the session failed first, the bot leaves; else a no-op
         try:
             why = await tapping
         except Exception as e:

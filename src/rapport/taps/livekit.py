@@ -69,6 +69,17 @@ class TapStats:
     joins: int = 0
     """Times the bot joined the room (1 + rejoins)."""
 
+    def counts(self) -> dict[str, object]:
+        return {
+            "joins": self.joins,
+            "subscribed": sorted(self.subscribed),
+            "ever_subscribed": sorted(self.ever_subscribed),
+            "video_frames": self.video_frames,
+            "video_size": {k: list(v) for k, v in sorted(self.video_size.items())},
+            "audio_chunks": self.audio_chunks,
+            "utterances": self.utterances,
+        }
+
 
 class RoomTap:
     def __init__(
@@ -221,24 +232,19 @@ class RoomTap:
         self._stop_reader(p.identity, pub)
 
     def _muted(self, p: rtc.Participant, pub: rtc.TrackPublication) -> None:
-        if isinstance(p, rtc.RemoteParticipant):
-            self._stop_reader(p.identity, pub, keep_reading=True)
+        # Nothing flows until unmuted: the stream stops holding windows; its reader stays.
+        kind = _KIND.get(_MODALITY.get(pub.source, ""))
+        if isinstance(p, rtc.RemoteParticipant) and kind is not None:
+            self._put(EndStream(kind, p.identity))
 
     def _left(self, p: rtc.RemoteParticipant) -> None:
         for kind in ("video", "audio"):
             self._end_reader(f"{p.identity}/{kind}")
 
-    def _stop_reader(
-        self, identity: str, pub: rtc.TrackPublication, *, keep_reading: bool = False
-    ) -> None:
+    def _stop_reader(self, identity: str, pub: rtc.TrackPublication) -> None:
         modality = _MODALITY.get(pub.source)
-        if modality is None:
-            return
-        key = f"{identity}/{_KIND[modality]}"
-        if keep_reading:  # muted: nothing flows until unmuted; the stream stops holding windows
-            self._put(EndStream(_KIND[modality], identity))
-        else:
-            self._end_reader(key)
+        if modality is not None:
+            self._end_reader(f"{identity}/{_KIND[modality]}")
 
     def _end_reader(self, key: str) -> None:
         task = self._readers.pop(key, None)
