@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rapport.errors import InputError
@@ -36,17 +36,13 @@ class FaceSettings(_Section):
 
 
 class SmoothingSettings(_Section):
-    alpha: float = Field(0.35, gt=0, le=1, description="EMA weight of the newest sample.")
-    switch_on: float = Field(0.5, gt=0, lt=1, description="Smoothed prob to adopt a new class.")
-    switch_off: float = Field(
-        0.35, gt=0, lt=1, description="Smoothed prob under which the shown class may be replaced."
+    tau_s: float = Field(
+        0.6,
+        gt=0,
+        le=60,
+        description="Time constant of each face's expression smoothing, in media seconds: an "
+        "observation's weight decays by 1/e over this time, whatever the frame rate or gaps.",
     )
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> SmoothingSettings:
-        if self.switch_off >= self.switch_on:
-            raise ValueError("smoothing.switch_off must be below smoothing.switch_on")
-        return self
 
 
 class EngagementSettings(_Section):
@@ -187,7 +183,21 @@ class LiveKitSettings(_Section):
         30.0, gt=0, description="How often rooms are reconciled against the room service."
     )
     max_backlog: int = Field(
-        64, ge=1, description="Video frames waiting for the session past this are dropped."
+        64, ge=1, description="Video frames waiting for the session past this: the oldest goes."
+    )
+    max_audio_backlog_s: float = Field(
+        10.0,
+        gt=0,
+        description="Audio waiting for the session past this many seconds: the oldest goes.",
+    )
+
+
+class ReportingSettings(_Section):
+    min_participants: int = Field(
+        3,
+        ge=1,
+        description="Room reporting: room aggregates are withheld while fewer consenting people "
+        "contribute to a window (a room of one is that person).",
     )
 
 
@@ -222,6 +232,7 @@ class Settings(BaseSettings):
     smoothing: SmoothingSettings = SmoothingSettings()
     engagement: EngagementSettings = EngagementSettings()
     window: WindowSettings = WindowSettings()
+    reporting: ReportingSettings = ReportingSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     engine: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()

@@ -22,7 +22,11 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None
     ("yaml", "words"),
     [
         ("window:\n  seconds: 0.5\n", "window.seconds"),
-        ("smoothing:\n  switch_on: 0.3\n  switch_off: 0.4\n", "switch_off"),
+        ("smoothing:\n  tau_s: 0\n", r"smoothing\.tau_s.*greater than 0"),
+        ("smoothing:\n  tau_s: -1\n", r"smoothing\.tau_s.*greater than 0"),
+        # The old keys (before tau_s) are refused as unknown, never silently ignored.
+        ("smoothing:\n  alpha: 0.35\n", r"smoothing\.alpha.*not permitted"),
+        ("smoothing:\n  switch_on: 0.5\n", r"smoothing\.switch_on.*not permitted"),
         ("video:\n  sample_fbs: 4\n", "video.sample_fbs"),
         ("- a list\n", "mapping"),
         ("window: [\n", "config"),

@@ -1,13 +1,25 @@
-"""Per-face smoothing of expression probabilities, with hysteresis on the reported class.
+"""Per-face smoothing of expression probabilities over media time.
 
-An exponential moving average (EMA) of the class probabilities, and a reported label that changes
-only when the evidence for a new class is sustained: the current label is kept while its smoothed
-probability stays at or above `switch_off`, and a new class is adopted only once the current one has
-fallen below `switch_off` *and* the top class has reached `switch_on`. A one-frame flip cannot do
-both, so it never changes the label.
+Classifier output for one face jitters from frame to frame; what the windows and engagement need
+is the expression held over a fraction of a second. So each tracked face keeps an exponential
+moving average (EMA) of its class probabilities with a *time constant* `tau_s` in media seconds,
+not a weight per frame: an observation arriving `dt` seconds after the previous one gets weight
+`alpha = 1 - exp(-dt / tau_s)`, so the past decays by 1/e every `tau_s` seconds whatever the
+sampling rate (`video.sample_fps`), the frames dropped on the way or the jitter of live arrival.
+Each observation is taken to have held since the previous one, so for a step from p0 to p1 the
+value at time t is `p1 + (p0 - p1) * exp(-(t - t_last) / tau_s)`, with t_last the last observation
+before the step, however many observations fall in between.
+
+Time: the first observation is taken as is. `t` must not go backwards (ValueError, state kept: the
+face tracker refuses it the same way); an observation at the same `t` as the previous one gets
+zero weight, so it changes nothing.
 
 A frame where the face was not found (None) leaves the state untouched: gaps are skipped, never
-averaged in as a neutral or zero stand-in.
+averaged in as a neutral or zero stand-in; the next observation is weighted by the whole time
+since the last one, so after a long gap it counts almost alone.
+
+There is no reported class with hysteresis: no output reads a per-face label (events never carry
+one); outputs use the smoothed probabilities and their valence and arousal.
 """
 
 from __future__ import annotations
@@ -24,65 +36,63 @@ from rapport.labels import EXPRESSIONS, valence_arousal
 class SmoothedExpression:
     probs: tuple[float, ...]
     """EMA of class probabilities over labels.EXPRESSIONS; sums to 1."""
-    label: str
-    """The reported class, after hysteresis."""
     valence: float
     """labels.valence_arousal(probs)[0]"""
     arousal: float
+    """labels.valence_arousal(probs)[1]"""
 
 
 class ExpressionSmoother:
-    """Per-face exponential smoothing with hysteresis on the reported class."""
+    """One face's exponential smoothing of expression probabilities, on media time."""
 
-    __slots__ = ("_alpha", "_current", "_switch_off", "_switch_on")
+    __slots__ = ("_current", "_t", "_tau")
 
-    def __init__(self, alpha: float, switch_on: float, switch_off: float) -> None:
-        # Chained comparisons are False for NaN, so NaN is rejected too.
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if not 0.0 < switch_off < switch_on < 1.0:
-            raise ValueError(
-                f"need 0 < switch_off < switch_on < 1, got switch_off={switch_off}, "
-                f"switch_on={switch_on}"
-            )
-        self._alpha = alpha
-        self._switch_on = switch_on
-        self._switch_off = switch_off
+    def __init__(self, tau_s: float) -> None:
+        """`tau_s`: the time constant in media seconds (finite, > 0)."""
+        if not (math.isfinite(tau_s) and tau_s > 0.0):
+            raise ValueError(f"tau_s must be finite and > 0, got {tau_s}")
+        self._tau = tau_s
+        self._t = -math.inf  # media time of the last observation (-inf before the first)
         self._current: SmoothedExpression | None = None
 
     @classmethod
     def from_settings(cls, s: SmoothingSettings) -> ExpressionSmoother:
-        return cls(alpha=s.alpha, switch_on=s.switch_on, switch_off=s.switch_off)
+        return cls(tau_s=s.tau_s)
 
     @property
     def current(self) -> SmoothedExpression | None:
         return self._current
 
-    def update(self, expression: Expression | None) -> SmoothedExpression | None:
-        """Fold in one frame's expression (None: face missing) and return the smoothed state."""
+    def update(self, t: float, expression: Expression | None) -> SmoothedExpression | None:
+        """Fold in the expression seen at media time `t` (None: face missing); return the state.
+
+        Raises ValueError, leaving the state as it was, for a non-finite `t`, a `t` before the
+        last observation, or probabilities that are not finite, non-negative, one per class and
+        with a positive sum (they are renormalised).
+        """
+        if not math.isfinite(t):
+            raise ValueError(f"t must be finite, got {t}")
+        if t < self._t:
+            raise ValueError(f"time went backwards: {t} after {self._t}")
         if expression is None:
             return self._current
         obs = _checked(expression.probs)
         prev = self._current
         if prev is None:
             probs = obs
-            label = EXPRESSIONS[_argmax(probs)]
+        elif t == self._t:
+            return prev  # dt = 0: zero weight
         else:
-            a = self._alpha
+            # exp(-dt/tau) is the past's weight; expm1 keeps alpha accurate for small dt.
+            x = (t - self._t) / self._tau
+            keep, alpha = math.exp(-x), -math.expm1(-x)
             probs = _normalised(
-                [a * o + (1.0 - a) * p for o, p in zip(obs, prev.probs, strict=True)]
+                [alpha * o + keep * p for o, p in zip(obs, prev.probs, strict=True)]
             )
-            label = self._hysteresis(prev.label, probs)
         valence, arousal = valence_arousal(probs)
-        self._current = SmoothedExpression(probs, label, valence, arousal)
+        self._t = t
+        self._current = SmoothedExpression(probs, valence, arousal)
         return self._current
-
-    def _hysteresis(self, label: str, probs: tuple[float, ...]) -> str:
-        cur = EXPRESSIONS.index(label)
-        top = _argmax(probs)
-        if top != cur and probs[cur] < self._switch_off and probs[top] >= self._switch_on:
-            return EXPRESSIONS[top]
-        return label
 
 
 def _checked(probs: tuple[float, ...]) -> tuple[float, ...]:
@@ -99,7 +109,3 @@ def _normalised(values: list[float] | tuple[float, ...]) -> tuple[float, ...]:
     if total <= 0.0:
         raise ValueError("probabilities sum to zero")
     return tuple(v / total for v in values)
-
-
-def _argmax(probs: tuple[float, ...]) -> int:
-    return max(range(len(probs)), key=probs.__getitem__)

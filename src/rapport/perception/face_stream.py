@@ -28,7 +28,9 @@ class FaceStream:
         self._smoothing = smoothing
         self._owner = owner
         self._tracker = FaceTracker(faces.track_iou, faces.track_gap_s)
-        # A track's smoother outlives gaps shorter than track_gap_s: a returning face resumes it.
+        # One smoother per live track, made when the track starts (not at its first classification,
+        # which an overloaded engine may never deliver) and dropped when it ends. It outlives gaps
+        # shorter than track_gap_s: a returning face resumes it.
         self._smoothers: dict[int, ExpressionSmoother] = {}
         self._stream = f"faces-{id(self):x}"
         self.dropped = 0
@@ -37,6 +39,9 @@ class FaceStream:
         update = self._tracker.update(frame.t, self._detector.detect(frame.rgb))
         for track_id in update.ended:
             del self._smoothers[track_id]
+        for track_id, _ in update.slots:
+            if track_id not in self._smoothers:
+                self._smoothers[track_id] = ExpressionSmoother.from_settings(self._smoothing)
         present = [(tid, d) for tid, d in update.slots if d is not None]
         expressions = self._classifier.classify(
             frame.rgb, [d.box for _, d in present], stream=self._stream
@@ -48,12 +53,7 @@ class FaceStream:
             if expression is None:  # dropped by an overloaded head: the smoother holds
                 self.dropped += 1
                 continue
-            smoother = self._smoothers.get(track_id)
-            if smoother is None:
-                smoother = self._smoothers[track_id] = ExpressionSmoother.from_settings(
-                    self._smoothing
-                )
-            smoothed = smoother.update(expression)
+            smoothed = self._smoothers[track_id].update(frame.t, expression)
             if smoothed is not None:
                 valence.append(smoothed.valence)
                 arousal.append(smoothed.arousal)
