@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Property-based tests: `ci` (the default) is bounded so the suite fits CI's time; `nightly` searches
-# far longer for local runs: HYPOTHESIS_PROFILE=nightly .venv/bin/python -m pytest tests/unit
+# Property-based tests: `ci` (the default) is bounded so the suite fits CI's time; `nightly`
+# searches far longer, locally: HYPOTHESIS_PROFILE=nightly .venv/bin/python -m pytest tests/unit
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -10,6 +10,7 @@ Loading happens here, on demand (CLI start, service lifespan), never at import t
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import Any
 
@@ -28,6 +29,7 @@ from rapport.perception.voice import VoiceActivity
 class OfflinePack:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._stt = threading.local()
         # Face models are loaded eagerly: they fail fast with the fetch hint when missing.
         self.detector = FaceDetector(settings.models_dir, settings.runtime, settings.faces)
         self.expressions: ExpressionHead = self._expressions()
@@ -62,12 +64,13 @@ class OfflinePack:
     def _vad_session(self) -> ort.InferenceSession:
         return SileroVad.load(self._settings.models_dir, self._settings.runtime).session
 
-    @cached_property
-    def _stt(self) -> SpeechToText:
-        return SpeechToText()
-
     def speech_to_text(self) -> SpeechToText:
-        return self._stt
+        """The calling thread's decoder: pocketsphinx decoders are not thread-safe, and every
+        session runs on a worker thread of its own (one decoder per thread, loaded on first use)."""
+        stt: SpeechToText | None = getattr(self._stt, "decoder", None)
+        if stt is None:
+            stt = self._stt.decoder = SpeechToText()
+        return stt
 
     def model_names(self, modalities: list[str], *, transcribed: bool) -> dict[str, str]:
         """Which model produced each modality's numbers, as every event reports it."""

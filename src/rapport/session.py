@@ -10,6 +10,12 @@ up to the start of any speech segment still open in that microphone's VAD (its t
 prosody and transcription all land in the window where it began). Segments are cut at the window
 length, so speech delays a window by at most one window. A live source also ticks the clock, so
 windows close while no one sends media.
+
+Consent: behind a gate, every item is admitted or dropped before any model sees it, and a person
+takes part in a window only through admitted items that cover it (see analytics/windows.py).
+Purges (revocation, erasure) are applied at the start of every public call, never in the middle of
+one, so no state changes under an iteration; after a purge nothing about the person is left in the
+session's memory. The invariants are stated and checked in rapport/invariants.py.
 """
 
 from __future__ import annotations
@@ -21,12 +27,18 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from rapport.analytics.payloads import Pseudonyms, Reporting, engagement_window, turns_window
+from rapport.analytics.payloads import (
+    Pseudonyms,
+    Reporting,
+    engagement_window,
+    turns_window,
+    withheld,
+)
 from rapport.analytics.shifts import SentimentShiftDetector
 from rapport.analytics.summary import SummaryBuilder
 from rapport.analytics.windows import WindowAggregator, WindowResult, slope_per_minute
 from rapport.config import Settings
-from rapport.consent.gate import ConsentGate
+from rapport.consent.gate import ConsentGate, Purge
 from rapport.events.bus import EventBus
 from rapport.events.schema import Event, EventType, SentimentShiftData, SessionStartedData
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, VideoFrame
@@ -34,7 +46,7 @@ from rapport.pack import OfflinePack
 from rapport.perception import prosody
 from rapport.perception.face_stream import FaceStream
 from rapport.perception.voice import VoiceActivity
-from rapport.speakers import SpeakerAttribution
+from rapport.speakers import ATTRIBUTE_S, SpeakerAttribution
 
 ROOM_STREAM = "room"
 """Stream name of a shared room camera/microphone that belongs to no one participant."""
@@ -101,13 +113,9 @@ class Session:
         self._reporting: Reporting = reporting
         self._windows = WindowAggregator(settings, duration_s)
         self._names = Pseudonyms()
-        # Behind a gate, a person joins the windows with their first admitted item, so no one
-        # without consent is ever reported, not even as silent.
-        for p in sorted({*speakers, *([owner] if owner else [])}):
-            if gate is None:
-                self._windows.register(p)
-            self._names(p)
-        self._summary = SummaryBuilder(reporting, self._names)
+        self._min_participants = settings.reporting.min_participants
+        self._summary = SummaryBuilder(reporting, self._names, self._min_participants)
+        self._speakers = speakers
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._faces: dict[str, FaceStream] = {}
@@ -120,6 +128,7 @@ class Session:
         # (progress, watermark) per (kind, stream): how far it has arrived, and up to where it is
         # final.
         self._marks: dict[tuple[str, str], tuple[float, float]] = {}
+        self._progress = 0.0  # read from other threads: a float, never a dict being resized
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
 
     def start(
@@ -141,17 +150,17 @@ class Session:
 
     @property
     def media_time(self) -> float:
-        """How far the media has arrived, in seconds."""
-        return max((progress for progress, _ in self._marks.values()), default=0.0)
+        """How far the media has arrived, in seconds (safe to read from any thread)."""
+        return self._progress
 
     # -- inputs ---------------------------------------------------------------------------------
 
     def push_video(self, frame: VideoFrame) -> None:
+        self._purge()
         key = ("video", frame.participant)
         t = frame.t + 1.0 / self._settings.video.sample_fps
         if not self._admit(frame.participant, "face"):
-            self._marks[key] = (t, t)
-            self._advance()
+            self._refused(t)
             return
         stream = self._faces.get(frame.participant)
         if stream is None:
@@ -165,16 +174,18 @@ class Session:
         summary = stream.process(frame)
         self.counts["frames"] += 1
         self.counts["faces"] += summary.faces
+        if summary.participant is None:  # a shared camera: its people are in the room
+            self._present(frame.participant, frame.t, t)
         self._windows.add_frame(summary)
-        self._marks[key] = (t, t)
-        self._advance()
+        self._mark(key, t, t)
 
     def push_audio(self, chunk: AudioChunk) -> None:
+        self._purge()
         key = ("audio", chunk.participant)
         if not self._admit(chunk.participant, "voice"):
-            self._marks[key] = (chunk.end, chunk.end)
-            self._advance()
+            self._refused(chunk.end)
             return
+        self._present(chunk.participant, chunk.t, chunk.end)
         mic = self._mic(chunk.participant)
         mic.remember(chunk)
         for segment in mic.vad.push(chunk):
@@ -187,10 +198,13 @@ class Session:
                 for segment in mic.vad.cut(boundary):
                     self._on_speech(mic, segment)
                 pending = mic.vad.pending_since
-        self._marks[key] = (chunk.end, chunk.end if pending is None else min(chunk.end, pending))
-        self._advance()
+        self._mark(key, chunk.end, chunk.end if pending is None else min(chunk.end, pending))
 
     def push_utterance(self, utterance: Utterance) -> None:
+        self._purge()
+        self._push_text(utterance)
+
+    def _push_text(self, utterance: Utterance) -> None:
         if not self._admit(utterance.participant, "text"):
             return
         self._cues.add(utterance)
@@ -200,12 +214,12 @@ class Session:
     def tick(self, t: float) -> None:
         """A live source's clock reached `t`: windows close even while no media arrives."""
         self._purge()
-        self._marks[CLOCK] = (t, t)
-        self._advance()
+        self._refused(t)
 
     def end_stream(self, kind: str, stream: str) -> None:
         """A camera or microphone stopped (its participant left, or it was unpublished): its open
         speech is closed and it no longer holds windows back."""
+        self._purge()
         self._marks.pop((kind, stream), None)
         mic = self._mics.pop(stream, None) if kind == "audio" else None
         if mic is not None:
@@ -216,7 +230,8 @@ class Session:
     # -- end --------------------------------------------------------------------------------------
 
     def finish(self, duration_s: float, dropped_by_tap: dict[str, int] | None = None) -> Event:
-        for mic in self._mics.values():
+        self._purge()
+        for mic in list(self._mics.values()):
             for segment in mic.vad.flush():
                 self._on_speech(mic, segment)
         for result in self._windows.flush(duration_s):
@@ -235,42 +250,66 @@ class Session:
         self._mics.clear()
         self._faces.clear()
         self._baselines.clear()
+        self._marks.clear()
+        self._cues.clear()
         return event
 
     # -- consent ----------------------------------------------------------------------------------
 
     def _admit(self, stream: str, modality: str) -> bool:
-        if self._gate is None:
-            return True
-        self._purge()
-        if not self._gate.admit(stream, modality):
-            return False
-        if stream != ROOM_STREAM:
-            self._windows.register(stream)
-        return True
+        return self._gate is None or self._gate.admit(stream, modality)
 
     def _purge(self) -> None:
         if self._gate is not None:
-            for person in self._gate.take_purges():
-                self.forget(person)
+            for purge in self._gate.take_purges():
+                self.forget(purge)
 
-    def forget(self, person: str) -> None:
-        """Purge everything held in memory about `person` (consent revoked). Streams they are part
-        of lose their state too: a shared camera's tracks, a shared microphone's open speech."""
-        assert self._gate is not None
-        for stream in [s for s in self._faces if person in self._gate.stream_people(s)]:
+    def forget(self, purge: Purge) -> None:
+        """Drop everything held in memory about one person (consent revoked, or erased). Streams
+        they are part of lose their state too: a shared camera's tracks, a shared microphone's
+        open speech. Erasure also withdraws the room numbers they contributed to, and the room
+        trend and shift detector start again from the others' windows."""
+        person = purge.person
+        for stream in [s for s in self._faces if person in self._people(s)]:
             del self._faces[stream]
-        for stream in [s for s in self._mics if person in self._gate.stream_people(s)]:
+        for stream in [s for s in self._mics if person in self._people(s)]:
             del self._mics[stream]  # open speech and the audio it keeps go with it
+        for key in [k for k in self._marks if k != CLOCK and person in self._people(k[1])]:
+            del self._marks[key]
         self._baselines.pop(person, None)
         self._cues.forget(person)
         self._windows.forget(person)
-        self._summary.forget(person)
+        self._summary.forget(person, erased=purge.erased)
+        self._names.forget(person)
+        if purge.erased:
+            self._trend.clear()
+            self._shifts = SentimentShiftDetector(self._settings.window.sentiment_shift_delta)
 
     # -- internals --------------------------------------------------------------------------------
 
     def _owner_of(self, stream: str) -> str | None:
         return None if stream == ROOM_STREAM else stream
+
+    def _people(self, stream: str) -> tuple[str, ...]:
+        """Whose a stream is: its owner, or the members of a shared one."""
+        if self._gate is not None:
+            return self._gate.stream_people(stream)
+        return self._speakers if stream == ROOM_STREAM else (stream,)
+
+    def _present(self, stream: str, start: float, end: float) -> None:
+        for person in self._people(stream):
+            self._windows.add_presence(person, start, end)
+
+    def _mark(self, key: tuple[str, str], progress: float, final: float) -> None:
+        self._marks[key] = (progress, final)
+        self._progress = max(self._progress, progress)
+        self._advance()
+
+    def _refused(self, t: float) -> None:
+        # A refused item moves time on like the clock, under no stream's name: nothing of a
+        # person without consent is kept, not even that their stream exists.
+        clock = self._marks.get(CLOCK, (t, t))[0]
+        self._mark(CLOCK, max(clock, t), max(clock, t))
 
     def _mic(self, stream: str) -> _Microphone:
         mic = self._mics.get(stream)
@@ -307,7 +346,7 @@ class Session:
             samples = mic.samples(segment.start, segment.end)
             utterance = self._stt.transcribe(segment.participant, segment.start, samples)
             if utterance is not None:
-                self.push_utterance(utterance)
+                self._push_text(utterance)
 
     def _speaker_arousal(
         self, mic: _Microphone, who: str, start: float, end: float
@@ -329,25 +368,33 @@ class Session:
             if key != CLOCK and progress >= newest - STALE_S
         ]
         watermark = min(live) if live else newest
+        # Speech starting from here on is attributed by cues ending at most ATTRIBUTE_S before.
+        self._cues.prune(watermark - ATTRIBUTE_S)
         for result in self._windows.advance(watermark):
             self._emit_window(result)
 
     def _emit_window(self, w: WindowResult) -> None:
+        hidden = withheld(w, self._reporting, self._min_participants)
+        engagement = None if hidden else w.room_engagement
+        valence = None if hidden else w.room_valence
         trend = None
-        if w.room_engagement is not None:
-            self._trend.append(((w.start + w.end) / 2, w.room_engagement))
+        if engagement is not None:
+            self._trend.append(((w.start + w.end) / 2, engagement))
             trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
         self._bus.emit(
             EventType.ENGAGEMENT_WINDOW,
             w.start,
             w.end,
-            engagement_window(w, trend, self._reporting),
+            engagement_window(w, trend, self._reporting, hidden=hidden),
         )
         self._bus.emit(
-            EventType.TURNS_WINDOW, w.start, w.end, turns_window(w, self._reporting, self._names)
+            EventType.TURNS_WINDOW,
+            w.start,
+            w.end,
+            turns_window(w, self._reporting, self._names, hidden=hidden),
         )
-        self._summary.add_window(w)
-        shift = self._shifts.update(w.room_valence)
+        self._summary.add_window(w, engagement, valence)
+        shift = self._shifts.update(valence)
         if shift is not None:
             self._bus.emit(
                 EventType.SENTIMENT_SHIFT,

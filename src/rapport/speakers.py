@@ -4,6 +4,9 @@ With one speaker (or none named) everything belongs to the stream's owner. With 
 speech segment is cut at transcript cue boundaries and each piece goes to the speaker whose cue
 overlaps it most, or to the nearest cue's speaker within ATTRIBUTE_S; speech further from every
 cue is credited to no one (None).
+
+Cues are kept only when they are needed (two or more speakers), and only as long as they can still
+attribute speech: the session prunes those that ended before any speech still to come could start.
 """
 
 from __future__ import annotations
@@ -24,10 +27,22 @@ class SpeakerAttribution:
         self._cues: list[Utterance] = []
 
     def add(self, utterance: Utterance) -> None:
-        self._cues.append(utterance)
+        if self.multi:
+            self._cues.append(utterance)
+
+    def prune(self, before: float) -> None:
+        """Drop cues that ended before `before`: no speech still to come can reach them."""
+        if self._cues and min(u.end for u in self._cues) < before:
+            self._cues = [u for u in self._cues if u.end >= before]
 
     def forget(self, participant: str) -> None:
         self._cues = [u for u in self._cues if u.participant != participant]
+
+    def clear(self) -> None:
+        self._cues = []
+
+    def __len__(self) -> int:
+        return len(self._cues)
 
     def split(self, start: float, end: float) -> list[Piece]:
         if not self.multi:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from rapport.analytics.windows import WindowResult
+from collections.abc import Sequence
+from typing import Protocol
+
 from rapport.events.schema import MediaTime, Moment
 
 MAX_PEAKS = 3
 
 
-def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) -> list[Moment]:
+class RoomPoint(Protocol):
+    """A closed window's published room engagement (None: not measured, or withheld)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def room_engagement(self) -> float | None: ...
+
+
+def engagement_moments(windows: Sequence[RoomPoint], min_spread: float = 0.05) -> list[Moment]:
     """Up to MAX_PEAKS highest stretches and the lowest window, when engagement varied at all.
 
     Adjacent top windows are one stretch (one moment spanning them), not several moments.
@@ -22,7 +37,7 @@ def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) ->
     mean = sum(values) / len(values)
     top = {w.index for v, w in sorted(scored, key=lambda vw: vw[0], reverse=True)[:MAX_PEAKS]}
     moments: list[Moment] = []
-    stretch: list[tuple[float, WindowResult]] = []
+    stretch: list[tuple[float, RoomPoint]] = []
     for v, w in [*scored, (None, None)]:
         if w is not None and v is not None and w.index in top and v > mean:
             if stretch and stretch[-1][1].index != w.index - 1:
@@ -44,7 +59,7 @@ def engagement_moments(windows: list[WindowResult], min_spread: float = 0.05) ->
     return moments
 
 
-def _peak(stretch: list[tuple[float, WindowResult]], mean: float) -> Moment:
+def _peak(stretch: list[tuple[float, RoomPoint]], mean: float) -> Moment:
     best = max(v for v, _ in stretch)
     return Moment(
         kind="engagement_peak",

@@ -5,8 +5,14 @@ passes its end. Observations arriving for a window already closed are counted as
 never re-emitted. When the media's duration is known, a tail shorter than max(1 s, w/2) is joined to
 the last window instead of standing alone.
 
-Participants registered up front (a stream's owner, a transcript's speakers) appear in every window,
-silent or not. Faces of a shared room camera (frames with no participant) count for the room only.
+A participant is part of a window only when they contributed data to it: a frame of their camera,
+audio of their microphone (silence included: a live microphone measures that they did not speak), a
+speech segment or an utterance. Someone who left, muted everything, or whose consent lapsed is
+absent from later windows, never scored 0. Faces of a shared room camera (frames with no
+participant) count for the room only.
+
+Every span is clipped to its window's real extent (the last window of a known duration takes the
+tail), so shares and ratios stay in [0, 1].
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class _Acc:
     text_valence: float = 0.0
     text_arousal: float = 0.0
     text_weight: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    """Speech within the window, for the room's silence share (forgetting a person drops it)."""
 
     def add_frame(self, f: FrameSummary) -> None:
         self.frames += 1
@@ -100,6 +108,7 @@ class WindowResult:
     start: float
     end: float
     participants: dict[str, ParticipantResult]
+    """Only the people who contributed data to this window."""
     room_engagement: float | None
     room_valence: float | None
     room_arousal: float | None
@@ -113,14 +122,19 @@ class _Window:
     index: int
     start: float
     end: float
+    """The nominal end, or the media's end for the last window of a known duration."""
     accs: dict[str, _Acc] = field(default_factory=dict)
     room: _Acc = field(default_factory=_Acc)
     camera: _Acc = field(default_factory=_Acc)
-    """Frames of a shared room camera, which belong to no one participant."""
-    speech_union: list[tuple[float, float]] = field(default_factory=list)
+    """Frames of a shared room camera, and speech credited to no one: the room's, no person's."""
 
     def acc(self, participant: str) -> _Acc:
         return self.accs.setdefault(participant, _Acc())
+
+    def clip(self, start: float, end: float) -> tuple[float, float] | None:
+        """[start, end) within this window, or None when they do not overlap."""
+        lo, hi = max(start, self.start), min(end, self.end)
+        return (lo, hi) if hi > lo else None
 
 
 class WindowAggregator:
@@ -131,19 +145,17 @@ class WindowAggregator:
         self._engagement_settings = settings.engagement
         self._windows: dict[int, _Window] = {}
         self._next_index = 0
-        self._known: dict[str, None] = {}
         self._scorers: dict[str, EngagementScorer] = {}
         self._last_speaker: str | None = None
         self._last_end: dict[str, float] = {}
         self.late = 0
 
-    def register(self, participant: str) -> None:
-        """Make `participant` part of every window from now on, even when silent and unseen."""
-        self._known.setdefault(participant, None)
+    @property
+    def open_windows(self) -> int:
+        return len(self._windows)
 
     def forget(self, participant: str) -> None:
         """Remove one person from every open window and from all state (consent revoked)."""
-        self._known.pop(participant, None)
         self._scorers.pop(participant, None)
         self._last_end.pop(participant, None)
         if self._last_speaker == participant:
@@ -167,14 +179,20 @@ class WindowAggregator:
             index = min(index, last)
         win = self._windows.get(index)
         if win is None:
-            win = _Window(index, index * self._w, (index + 1) * self._w)
-            self._windows[index] = win
+            end = (index + 1) * self._w
+            if index == last and self._duration is not None:
+                end = max(self._duration, index * self._w)
+            win = self._windows[index] = _Window(index, index * self._w, end)
         return win
 
-    def _spans(self, start: float, end: float) -> Iterable[tuple[_Window, float]]:
-        """Windows overlapping [start, end) with the overlap in seconds."""
+    def _spans(
+        self, start: float, end: float, *, count_late: bool = True
+    ) -> Iterable[tuple[_Window, float]]:
+        """Windows overlapping [start, end) with the overlap in seconds (an instant: its window).
+        Parts for windows already closed are dropped (counted as late unless told otherwise)."""
         if self._duration is not None:
             end = min(end, self._duration)
+            start = min(start, end)
         first, last = int(start // self._w), int(max(start, end - 1e-9) // self._w)
         last_index = self._last_index()
         if last_index is not None:
@@ -182,12 +200,17 @@ class WindowAggregator:
         for k in range(first, last + 1):
             win = self._window(k)
             if win is None:
-                self.late += 1
+                self.late += count_late
                 continue
-            win_end = self._duration if k == last_index and self._duration else win.end
-            overlap = min(end, win_end) - max(start, win.start)
+            overlap = min(end, win.end) - max(start, win.start)
             if overlap > 0 or start == end:
                 yield win, max(0.0, overlap)
+
+    def add_presence(self, participant: str, start: float, end: float) -> None:
+        """`participant`'s stream carried data over [start, end) (e.g. a live microphone, silent
+        or not): they are part of the windows it covers."""
+        for win, _ in self._spans(start, end, count_late=False):
+            win.acc(participant)
 
     def add_frame(self, f: FrameSummary) -> None:
         win = self._window(int(f.t // self._w))
@@ -216,7 +239,9 @@ class WindowAggregator:
         for win, overlap in self._spans(seg.start, seg.end):
             acc = win.acc(p)
             acc.speech_s += overlap
-            win.speech_union.append((max(seg.start, win.start), min(seg.end, win.end)))
+            span = win.clip(seg.start, seg.end)
+            if span is not None:
+                acc.spans.append(span)
             if seg.arousal is not None and overlap > 0:
                 weight = overlap * seg.confidence
                 acc.voice_arousal += seg.arousal * weight
@@ -228,7 +253,9 @@ class WindowAggregator:
     def add_room_speech(self, start: float, end: float) -> None:
         """Speech no participant can be credited with: it only makes the room less silent."""
         for win, _ in self._spans(start, end):
-            win.speech_union.append((max(start, win.start), min(end, win.end)))
+            span = win.clip(start, end)
+            if span is not None:
+                win.camera.spans.append(span)
 
     def add_text(self, score: TextScore) -> None:
         duration = max(score.end - score.start, 1e-3)
@@ -255,15 +282,16 @@ class WindowAggregator:
         out = self.advance(end)
         if end > self._next_index * self._w + 1e-6:
             out.append(self._close(self._next_index, end))
+        self._windows.clear()  # anything past the end can no longer be reported
         return out
 
     def _close(self, index: int, end: float) -> WindowResult:
         win = self._windows.pop(index, None) or _Window(index, index * self._w, end)
         win.end = end
         self._next_index = index + 1
-        for p in self._known:
-            win.acc(p)
         length = max(end - win.start, 1e-6)
+        speech = [*win.camera.spans, *(s for acc in win.accs.values() for s in acc.spans)]
+        spoken = _union_length([(a, min(b, end)) for a, b in speech if min(b, end) > a])
         present = len(win.accs)
         results: dict[str, ParticipantResult] = {}
         for p, acc in sorted(win.accs.items()):
@@ -273,7 +301,7 @@ class WindowAggregator:
         if win.camera.frames:
             # The shared camera is scored like one more member of the room: its attention and
             # expressiveness, and the room's overall speech as its participation.
-            win.camera.speech_s = _union_length(win.speech_union)
+            win.camera.speech_s = spoken
             win.camera.turns = sum(r.turns for r in results.values())
             contributors.append(self._participant(_CAMERA, win.camera, end, length, 1))
         scores = [r.engagement.score for r in contributors]
@@ -288,7 +316,7 @@ class WindowAggregator:
             room_valence=_mean(valences),
             room_arousal=_mean(arousals),
             room_faces=win.room.faces / win.room.frames if win.room.frames else 0.0,
-            silence_share=max(0.0, 1.0 - _union_length(win.speech_union) / length),
+            silence_share=min(1.0, max(0.0, 1.0 - spoken / length)),
             evenness=evenness(shares),
         )
 

@@ -5,6 +5,12 @@ model sees it. A stream is one person's (its name is their user id) unless it wa
 shared room camera or microphone), which then all need a live consent for the modality. Grants and
 revocations arrive from the service's event loop while the session runs on a worker thread, so the
 state is guarded by a lock; a revocation takes effect on the very next item.
+
+Counters are kept per person only for people who gave a consent in this session: someone who
+never did is counted in the totals alone, never by name. Revocation and erasure both stop
+admission at once and ask the session to purge the person (`take_purges`). Erasure goes further:
+the gate then forgets the person too (their counters leave the per-person table; the totals keep
+the numbers without a name), and refuses them as having no consent.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 Modality = str  # "face" | "voice" | "text"
+
+
+@dataclass(slots=True, frozen=True)
+class Purge:
+    """A person whose state a session must drop now; `erased`: withdraw what they contributed
+    to as well (see SummaryBuilder.forget)."""
+
+    person: str
+    erased: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,11 +47,15 @@ class ConsentGate:
         self._clock = clock
         self._lock = threading.Lock()
         self._grants: dict[str, Grant] = {}
+        self._named: set[str] = set()
+        """People who gave a consent here (until erased): the only ones counted by name."""
         self._members: dict[str, tuple[str, ...]] = {}
         self._revoked: set[str] = set()
-        self._to_purge: list[str] = []
+        self._to_purge: list[Purge] = []
         self._admitted: dict[str, dict[Modality, int]] = defaultdict(lambda: defaultdict(int))
         self._dropped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._admitted_total: dict[Modality, int] = defaultdict(int)
+        self._dropped_total: dict[str, int] = defaultdict(int)
         self._last_admitted: dict[str, float] = {}
         self._watchers: list[Callable[[], None]] = []
 
@@ -53,6 +72,7 @@ class ConsentGate:
             if current is None or grant.expires_at >= current.expires_at:
                 self._grants[grant.user_id] = grant
             self._revoked.discard(grant.user_id)
+            self._named.add(grant.user_id)
         self._notify()
 
     def revoke(self, user_id: str, consent_id: str | None = None) -> bool:
@@ -64,9 +84,22 @@ class ConsentGate:
                 return False
             del self._grants[user_id]
             self._revoked.add(user_id)
-            self._to_purge.append(user_id)
+            self._to_purge.append(Purge(user_id))
         self._notify()
         return True
+
+    def erase(self, user_id: str) -> None:
+        """Stop admitting `user_id` and forget them: the session purges and withdraws what they
+        contributed; their per-person counters go (the totals keep the counts, unnamed)."""
+        with self._lock:
+            self._grants.pop(user_id, None)
+            self._revoked.discard(user_id)
+            self._named.discard(user_id)
+            self._admitted.pop(user_id, None)
+            self._dropped.pop(user_id, None)
+            self._last_admitted.pop(user_id, None)
+            self._to_purge.append(Purge(user_id, erased=True))
+        self._notify()
 
     def _notify(self) -> None:
         for changed in self._watchers:
@@ -94,18 +127,29 @@ class ConsentGate:
                 if reason is not None:
                     break
             for person in people:
+                if person not in self._named:
+                    continue
                 if reason is None:
                     self._admitted[person][modality] += 1
                     self._last_admitted[person] = now
                 else:
                     self._dropped[person][reason] += 1
-            return reason is None and bool(people)
+            if reason is None and people:
+                self._admitted_total[modality] += 1
+                return True
+            self._dropped_total[reason or "no_consent"] += 1
+            return False
 
-    def take_purges(self) -> list[str]:
-        """People whose consent was revoked since the last call: their state must go."""
+    def take_purges(self) -> list[Purge]:
+        """People revoked or erased since the last call: their state must go."""
         with self._lock:
             out, self._to_purge = self._to_purge, []
             return out
+
+    @property
+    def purges_pending(self) -> bool:
+        with self._lock:
+            return bool(self._to_purge)
 
     def stream_people(self, stream: str) -> tuple[str, ...]:
         with self._lock:
@@ -114,7 +158,8 @@ class ConsentGate:
     # -- reporting -------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, object]:
-        """Items admitted (by modality) and dropped (by reason), in total and per person."""
+        """Items admitted (by modality) and dropped (by reason), in total and per person. An item
+        of a shared stream counts once in the totals and once for each of its people."""
         with self._lock:
             people = sorted({*self._admitted, *self._dropped})
             per = {
@@ -125,14 +170,11 @@ class ConsentGate:
                 }
                 for p in people
             }
-            admitted: dict[str, int] = defaultdict(int)
-            dropped: dict[str, int] = defaultdict(int)
-            for p in people:
-                for k, n in self._admitted.get(p, {}).items():
-                    admitted[k] += n
-                for k, n in self._dropped.get(p, {}).items():
-                    dropped[k] += n
-            return {"admitted": dict(admitted), "dropped": dict(dropped), "participants": per}
+            return {
+                "admitted": dict(self._admitted_total),
+                "dropped": dict(self._dropped_total),
+                "participants": per,
+            }
 
     def _refusal(self, person: str, modality: Modality, now: float) -> str | None:
         grant = self._grants.get(person)

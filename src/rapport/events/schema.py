@@ -64,8 +64,15 @@ class RoomWindow(_Model):
     trend: Unit = Field(description="Slope of room engagement per minute over recent windows")
     valence: Unit
     arousal: Unit
-    participants: int = Field(ge=0)
-    faces: float = Field(ge=0, description="Mean number of faces seen across all video.")
+    participants: int = Field(ge=0, description="People who contributed data to this window.")
+    faces: float | None = Field(
+        ge=0, description="Mean number of faces seen across all video; null when withheld."
+    )
+    withheld: Literal["fewer_than_min_participants"] | None = Field(
+        None,
+        description="Set when the room numbers are null because too few people contributed "
+        "(room reporting, under reporting.min_participants): a room of one is that person.",
+    )
 
 
 class EngagementWindowData(_Model):
@@ -78,10 +85,13 @@ class EngagementWindowData(_Model):
 class TurnsWindowData(_Model):
     speaking_shares: dict[str, float] = Field(description="Share of the window each person spoke.")
     turns: dict[str, int]
-    silence_share: float = Field(ge=0, le=1)
+    silence_share: float | None = Field(ge=0, le=1, description="Null when withheld.")
     evenness: Unit = Field(
         description="Normalised entropy of speaking shares among speakers: 1 even, 0 one voice; "
         "null with fewer than two participants"
+    )
+    withheld: Literal["fewer_than_min_participants"] | None = Field(
+        None, description="Set when the numbers are withheld: too few people contributed."
     )
 
 

@@ -11,6 +11,7 @@ Arousal comes from prosody.py, against this participant's own baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -102,7 +103,11 @@ class VoiceActivity:
             if len(self._rest):
                 tail = np.zeros(WINDOW, np.float32)
                 tail[: len(self._rest)] = self._rest
-                out += self._step(tail)
+                # The padded window reaches past the stream's end: so may a segment it closes.
+                out += [
+                    s if s.end <= end_t else dataclasses.replace(s, end=end_t)
+                    for s in self._step(tail)
+                ]
             if self._start is not None:
                 end = self._silence if self._silence is not None else self._done
                 out += self._close(end, end_t)

@@ -71,10 +71,10 @@ def test_speech_spanning_windows_is_split_and_turns_counted_at_start() -> None:
     assert w1.evenness is not None and 0 < w1.evenness < 1
 
 
-def test_registered_participants_appear_silent_and_unseen() -> None:
+def test_a_live_silent_microphone_makes_its_owner_part_of_the_window() -> None:
     agg = WindowAggregator(_settings())
-    agg.register("ann")
-    agg.register("bob")
+    agg.add_presence("ann", 0.0, 5.0)
+    agg.add_presence("bob", 0.0, 5.0)
     agg.add_speech(SpeechSegment("ann", 1.0, 4.0, arousal=None, confidence=0.0))
     [w] = agg.flush(5.0)
     assert set(w.participants) == {"ann", "bob"}
@@ -104,7 +104,7 @@ def test_text_far_past_the_duration_stays_bounded() -> None:
 
 def test_unattributed_speech_only_fills_the_silence() -> None:
     agg = WindowAggregator(_settings())
-    agg.register("ann")
+    agg.add_presence("ann", 0.0, 5.0)
     agg.add_room_speech(1.0, 3.0)
     [w] = agg.flush(5.0)
     assert w.silence_share == pytest.approx(0.6)
@@ -114,7 +114,7 @@ def test_unattributed_speech_only_fills_the_silence() -> None:
 
 def test_room_camera_frames_count_for_the_room_not_a_person() -> None:
     agg = WindowAggregator(_settings())
-    agg.register("ann")
+    agg.add_presence("ann", 0.0, 5.0)
     for i in range(20):
         agg.add_frame(_frame(i / 4, who=None, faces=3, valence=0.6))
     [w] = agg.flush(5.0)
@@ -124,6 +124,52 @@ def test_room_camera_frames_count_for_the_room_not_a_person() -> None:
     assert w.room_valence == pytest.approx(0.6)  # the camera's faces, ann has no valence
     assert w.room_engagement is not None
     assert w.room_engagement > w.participants["ann"].engagement.score
+
+
+def test_speech_in_a_short_last_window_counts_to_the_end_of_the_media() -> None:
+    # Issue 10 (1): a 12 s recording's last window is [5, 12); speech at 10.4-11.8 s lies past
+    # the nominal end (10 s). It was clipped to a negative span: silence share above 1.
+    agg = WindowAggregator(_settings(), duration=12.0)
+    agg.add_presence("ann", 0.0, 12.0)
+    agg.add_speech(SpeechSegment("ann", 10.4, 11.8, arousal=None, confidence=0.0))
+    w0, w1 = agg.flush(12.0)
+    assert (w1.start, w1.end) == (5.0, 12.0)
+    assert w1.silence_share == pytest.approx(1 - 1.4 / 7)
+    assert w1.participants["ann"].speaking_share == pytest.approx(1.4 / 7)
+    assert w0.silence_share == 1.0
+
+
+def test_speech_across_the_nominal_end_of_a_short_last_window() -> None:
+    # Speech 6-11.5 s of a 12 s recording: 5.5 s of the last window's 7 s.
+    agg = WindowAggregator(_settings(), duration=12.0)
+    agg.add_speech(SpeechSegment("ann", 6.0, 11.5, arousal=None, confidence=0.0))
+    [_, last] = agg.flush(12.0)
+    assert last.silence_share == pytest.approx(1 - 5.5 / 7)
+
+
+def test_someone_who_left_is_absent_from_later_windows_not_scored_zero() -> None:
+    agg = WindowAggregator(_settings())
+    for t in (0.0, 5.0):
+        agg.add_presence("ann", t, t + 5.0)
+        for i in range(20):
+            agg.add_frame(_frame(t + i / 4, who="ann"))
+    agg.add_presence("bob", 0.0, 5.0)  # bob leaves after the first window
+    for i in range(20):
+        agg.add_frame(_frame(i / 4, who="bob"))
+    w0, w1 = agg.flush(10.0)
+    assert set(w0.participants) == {"ann", "bob"}
+    assert set(w1.participants) == {"ann"}
+    assert w1.room_engagement == pytest.approx(w1.participants["ann"].engagement.score)
+
+
+def test_forgetting_a_person_removes_their_speech_from_the_open_window() -> None:
+    agg = WindowAggregator(_settings())
+    agg.add_speech(SpeechSegment("ann", 0.0, 4.0, arousal=None, confidence=0.0))
+    agg.add_speech(SpeechSegment("bob", 4.0, 5.0, arousal=None, confidence=0.0))
+    agg.forget("ann")
+    [w] = agg.flush(5.0)
+    assert set(w.participants) == {"bob"}
+    assert w.silence_share == pytest.approx(0.8)  # ann's 4 s of speech went with her
 
 
 def test_evenness_and_slope() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rapport.consent.gate import ConsentGate, Grant
+from rapport.consent.gate import ConsentGate, Grant, Purge
 
 
 class Clock:
@@ -58,7 +58,7 @@ def test_revocation_stops_the_next_item_and_asks_for_a_purge() -> None:
     assert gate.admit("ann", "face")
     assert gate.revoke("ann", "con_a")
     assert not gate.admit("ann", "face")
-    assert gate.take_purges() == ["ann"]
+    assert gate.take_purges() == [Purge("ann")]
     assert gate.take_purges() == []
     assert gate.counts()["dropped"] == {"consent_revoked": 1}
     assert not gate.revoke("ann", "con_a")  # already revoked: nothing to stop
@@ -94,20 +94,59 @@ def test_an_empty_room_admits_nothing() -> None:
 
 
 def test_revocation_from_another_thread_is_seen_at_once() -> None:
+    # The worker is admitting when the revocation lands (it waits to be seen admitting), and goes
+    # on checking for a while after: the race is run every time, not only when a thread wins it.
     gate = ConsentGate(Clock())
     gate.grant(grant("ann"))
-    admitted_after = []
+    admitting = threading.Event()
     revoked = threading.Event()
+    before = after = admitted_after = 0
 
     def worker() -> None:
-        for _ in range(20_000):
-            after = revoked.is_set()  # set once revoke() has returned
-            if gate.admit("ann", "voice") and after:
-                admitted_after.append(1)
+        nonlocal before, after, admitted_after
+        while after < 5_000:
+            seen = revoked.is_set()  # set once revoke() has returned
+            admitted = gate.admit("ann", "voice")
+            if seen:
+                after += 1
+                admitted_after += admitted
+            else:
+                before += admitted
+                if before == 100:
+                    admitting.set()
 
     t = threading.Thread(target=worker)
     t.start()
+    assert admitting.wait(10), "the worker never admitted anything"
     gate.revoke("ann")
     revoked.set()
-    t.join()
-    assert admitted_after == []
+    t.join(30)
+    assert before >= 100 and after == 5_000
+    assert admitted_after == 0
+
+
+def test_erasure_stops_admission_and_forgets_the_person() -> None:
+    gate = ConsentGate(Clock())
+    gate.grant(grant("ann"))
+    gate.grant(grant("bob"))
+    assert gate.admit("ann", "face") and gate.admit("bob", "face")
+    assert not gate.admit("ann", "rumour")
+    gate.erase("ann")
+    assert not gate.admit("ann", "face")
+    assert gate.take_purges() == [Purge("ann", erased=True)]
+    counts = gate.counts()
+    per = counts["participants"]
+    assert isinstance(per, dict) and set(per) == {"bob"}  # ann's counters are gone ...
+    assert counts["admitted"] == {"face": 2}  # ... the totals keep the numbers, unnamed
+    assert counts["dropped"] == {"no_consent_rumour": 1, "no_consent": 1}
+    assert "ann" not in repr(vars(gate)) and "ann" not in repr(gate.counts())
+
+
+def test_a_watcher_hears_of_grants_revocations_and_erasures() -> None:
+    gate = ConsentGate(Clock())
+    heard: list[int] = []
+    gate.watch(lambda: heard.append(1))
+    gate.grant(grant("ann"))
+    gate.revoke("ann")
+    gate.erase("bob")
+    assert len(heard) == 3

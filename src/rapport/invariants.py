@@ -1,0 +1,230 @@
+"""The invariants a session keeps for any sequence of inputs, stated once, with the code that checks
+them (the property-based tests, the soak script and the integration tests call it).
+
+Events
+  E1. Every event validates against its schema (`rapport schema`), once serialised and read back.
+  E2. `seq` is gap-free from 0; exactly one `session.started`, first; at most one
+      `session.summary`, last (exactly one once the session ended).
+  E3. Windows are contiguous on one timeline: the engagement windows start at 0, each starts where
+      the previous ended, and each has its `turns.window` over the same media time.
+  E4. Shares and ratios lie in [0, 1] (speaking shares, silence share, evenness, engagement and its
+      components, faces >= 0); valence and arousal in [-1, 1].
+  E5. A window's room `participants` counts the people who contributed data to it, and, with
+      participant reporting, equals its per-participant blocks and its speaking-share keys.
+  E6. Room reporting: no per-participant block, no user id as a key (random pseudonyms only), and
+      a window's room numbers are null, with `withheld` giving the reason, while fewer than
+      `reporting.min_participants` people contribute to it.
+
+Consent (checked against what the gate admitted)
+  C1. Nobody appears in a window unless an item of theirs was admitted (a valid, unexpired,
+      unrevoked consent for its modality at that moment) over that window's media time; someone
+      who contributed nothing to a window is absent from it, not scored 0.
+  C2. After a revocation is applied, nothing derived from the person remains in the session's
+      memory (`find_person` over the session's object graph finds nothing), and nothing emitted
+      later names them. After an erasure, the same holds for the gate too, and the room numbers
+      they contributed to are withdrawn from the summary.
+
+Resources
+  R1. A session's memory is bounded by its window and baseline lengths, not by its duration
+      (`object_count` stays flat: scripts/soak_session.py).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from rapport.events.schema import Event, EventType
+
+
+class InvariantError(AssertionError):
+    """An invariant above does not hold; the message names it (E1, C2, ...)."""
+
+
+def check_events(
+    events: Sequence[Event],
+    *,
+    ended: bool = False,
+    min_participants: int | None = None,
+    user_ids: Iterable[str] = (),
+) -> None:
+    """E1-E6 over a session's events, in order of `seq`. `ended`: the summary must be there;
+    `min_participants`: the session's setting (checks E6 when its events are room-reported);
+    `user_ids`: ids that must never appear as keys of room-reported events."""
+    _require(all(isinstance(e, Event) for e in events), "E1", "not an Event")
+    for e in events:
+        again = Event.model_validate_json(e.to_json())
+        _require(again == e, "E1", f"seq {e.seq} does not survive serialisation")
+    seqs = [e.seq for e in events]
+    _require(seqs == list(range(len(events))), "E2", "seq is not gap-free from 0")
+    types_ = [e.type for e in events]
+    if events:
+        _require(types_[0] == EventType.SESSION_STARTED, "E2", "the first event is not started")
+    _require(types_.count(EventType.SESSION_STARTED) <= 1, "E2", "two session.started")
+    summaries = types_.count(EventType.SESSION_SUMMARY)
+    _require(summaries <= 1, "E2", "two summaries")
+    if summaries:
+        _require(types_[-1] == EventType.SESSION_SUMMARY, "E2", "an event after the summary")
+    _require(not ended or summaries == 1, "E2", "the session ended without a summary")
+    room = any(
+        e.type == EventType.SESSION_STARTED and e.data.model_dump().get("reporting") == "room"
+        for e in events
+    )
+    names = set(user_ids)
+    _windows(events)
+    for e in events:
+        data = e.data.model_dump()
+        _ranges(e.seq, data)
+        if e.type == EventType.ENGAGEMENT_WINDOW:
+            _engagement_window(e.seq, data, room, min_participants)
+        elif e.type == EventType.TURNS_WINDOW:
+            if room:
+                _require(not names & set(data["speaking_shares"]), "E6", f"seq {e.seq}: a user id")
+        elif e.type == EventType.SESSION_SUMMARY and room:
+            keys = set(data["speaking_shares"]) | set(data["turns"]) | set(data["participants"])
+            _require(not names & keys, "E6", "the summary names a user id")
+            _require(not data["participants"], "E6", "per-person means under room reporting")
+
+
+def people_in(event: Event) -> set[str]:
+    """Every name an event reports someone under (user ids, or pseudonyms with room reporting)."""
+    data = event.data.model_dump()
+    found: set[str] = set()
+    for key in ("participants", "speaking_shares", "turns"):
+        value = data.get(key)
+        if isinstance(value, Mapping):
+            found |= set(value)
+    return found
+
+
+def _windows(events: Sequence[Event]) -> None:
+    spans = [
+        (e.media_time.start, e.media_time.end)
+        for e in events
+        if e.type == EventType.ENGAGEMENT_WINDOW
+    ]
+    turns = [
+        (e.media_time.start, e.media_time.end) for e in events if e.type == EventType.TURNS_WINDOW
+    ]
+    _require(spans == turns, "E3", "engagement and turns windows differ")
+    end = 0.0
+    for start, stop in spans:
+        _require(math.isclose(start, end, abs_tol=1e-6), "E3", f"window at {start} after {end}")
+        _require(stop > start, "E3", f"empty window at {start}")
+        end = stop
+
+
+def _engagement_window(
+    seq: int, data: dict[str, Any], room: bool, min_participants: int | None
+) -> None:
+    r, people = data["room"], data["participants"]
+    if room:
+        _require(not people, "E6", f"seq {seq}: a participant block under room reporting")
+        if min_participants is not None and r["participants"] < min_participants:
+            _require(r["withheld"] is not None, "E6", f"seq {seq}: a room of too few shown")
+            _require(
+                all(r[k] is None for k in ("engagement", "valence", "arousal", "trend", "faces")),
+                "E6",
+                f"seq {seq}: withheld room numbers are not null",
+            )
+    else:
+        _require(r["participants"] == len(people), "E5", f"seq {seq}: count != blocks")
+    if r["withheld"] is None and r["participants"] == 0:
+        _require(r["engagement"] is None or r["faces"], "E5", f"seq {seq}: engagement of no one")
+
+
+_UNIT = {"engagement", "speaking_share", "silence_share", "evenness", "attention", "participation"}
+_UNIT |= {"expressiveness"}
+_SIGNED = {"valence", "arousal", "from_valence", "to_valence"}
+
+
+def _ranges(seq: int, value: object, key: str = "") -> None:
+    """E4, over every number of a payload by the name of the field that holds it."""
+    if isinstance(value, Mapping):
+        shares = key in ("speaking_shares",)
+        for k, v in value.items():
+            _ranges(seq, v, "speaking_share" if shares else str(k))
+    elif isinstance(value, list):
+        for v in value:
+            _ranges(seq, v, "valence" if key == "valence_timeline" else key)
+    elif isinstance(value, float | int) and not isinstance(value, bool):
+        x = float(value)
+        _require(math.isfinite(x), "E4", f"seq {seq}: {key} is {x}")
+        if key in _UNIT or key == "engagement_timeline":
+            _require(0.0 <= x <= 1.0, "E4", f"seq {seq}: {key} = {x} outside [0, 1]")
+        elif key in _SIGNED:
+            _require(-1.0 <= x <= 1.0, "E4", f"seq {seq}: {key} = {x} outside [-1, 1]")
+        elif key in ("faces", "turns", "participants", "windows", "duration_s"):
+            _require(x >= 0, "E4", f"seq {seq}: {key} = {x} is negative")
+
+
+def _require(condition: bool, invariant: str, message: str) -> None:
+    if not condition:
+        raise InvariantError(f"{invariant}: {message}")
+
+
+# -- the object graph ---------------------------------------------------------------------------
+
+_LEAVES: tuple[type, ...] = (str, bytes, int, float, complex, bool, type(None), range)
+_LEAVES += (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+_LEAVES += (types.MethodType,)
+"""Not entered: atoms, and code (a bound method's object is reached from its owner, if at all)."""
+_OPAQUE_MODULES = ("numpy", "onnxruntime", "pocketsphinx", "threading", "_thread", "array")
+
+
+def find_person(root: object, person: str, *, skip: Iterable[object] = ()) -> list[str]:
+    """Paths (`.attr`, `[key]`) from `root` to every string equal to `person`, as a value or a
+    key, in the objects `root` reaches. `skip`: objects not to enter (shared models, the event
+    bus, the gate where it must remember a refusal). Arrays, models and locks are not entered."""
+    return [path for path, obj in _walk(root, skip) if isinstance(obj, str) and obj == person]
+
+
+def object_count(root: object, *, skip: Iterable[object] = ()) -> tuple[int, int]:
+    """(objects, bytes) that `root` reaches (sys.getsizeof, shallow each): R1's measure."""
+    n = size = 0
+    for _, obj in _walk(root, skip):
+        n += 1
+        size += sys.getsizeof(obj)
+    return n, size
+
+
+def _walk(root: object, skip: Iterable[object]) -> Iterator[tuple[str, object]]:
+    seen = {id(s) for s in skip}
+    stack: list[tuple[str, object]] = [("", root)]
+    while stack:
+        path, obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        yield path, obj
+        if isinstance(obj, _LEAVES) or _opaque(obj):
+            continue
+        stack.extend(_children(path, obj))
+
+
+def _opaque(obj: object) -> bool:
+    module = type(obj).__module__ or ""
+    return module.split(".")[0] in _OPAQUE_MODULES
+
+
+def _children(path: str, obj: object) -> Iterator[tuple[str, object]]:
+    if isinstance(obj, Mapping):
+        for k, v in list(obj.items()):
+            yield f"{path}<key {k!r}>", k
+            yield f"{path}[{k!r}]", v
+        return
+    if isinstance(obj, list | tuple | set | frozenset | deque):
+        for i, v in enumerate(list(obj)):
+            yield f"{path}[{i}]", v
+        return
+    if hasattr(obj, "__dict__"):
+        for k, v in list(vars(obj).items()):
+            yield f"{path}.{k}", v
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if hasattr(obj, name) and name not in ("__dict__", "__weakref__"):
+                yield f"{path}.{name}", getattr(obj, name)
