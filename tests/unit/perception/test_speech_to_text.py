@@ -68,3 +68,38 @@ def test_silence_and_quiet_noise_give_none(stt: SpeechToText):
     for level in (0.002, 0.03):  # below the level gate; above it, for the decoder to reject
         hiss = rng.normal(0.0, level, 2 * SAMPLE_RATE).astype(np.float32)
         assert stt.transcribe("p1", 0.0, hiss) is None
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite (apt)")
+def test_each_session_thread_has_its_own_decoder(models_dir: Path, tmp_path: Path):
+    # Issue 10 (4): one pocketsphinx decoder (not thread-safe) was shared by every session thread.
+    import threading
+
+    from rapport.config import Settings
+    from rapport.pack import OfflinePack
+
+    pack = OfflinePack(Settings(models_dir=models_dir))
+    samples = flite(REFERENCE, tmp_path / "s.wav")
+    alone = pack.speech_to_text().transcribe("p", 0.0, samples)
+    assert alone is not None
+    start = threading.Barrier(3)
+    results: list[tuple[int, list[str]]] = []
+
+    def session_thread() -> None:
+        stt = pack.speech_to_text()
+        assert pack.speech_to_text() is stt  # one decoder per thread, loaded once
+        start.wait(10)  # the three decode at the same time
+        texts = []
+        for _ in range(3):
+            utt = stt.transcribe("p", 0.0, samples)
+            texts.append(utt.text if utt else "")
+        results.append((id(stt), texts))
+
+    threads = [threading.Thread(target=session_thread) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3
+    assert len({decoder for decoder, _ in results}) == 3
+    assert all(texts == [alone.text] * 3 for _, texts in results)
