@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rapport import NOTICE, __version__
 from rapport.config import Settings, load_settings
 from rapport.errors import InputError, RapportError
+from rapport.logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from rapport.pack import OfflinePack
@@ -263,6 +265,9 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The service logs its work at INFO; other commands talk through the console and log only
+    # what goes wrong. Either way a line keeps its structured fields (rapport.logs).
+    configure_logging(logging.INFO if args.command == "serve" else logging.WARNING)
     try:
         settings = load_settings(args.config)
         if args.command == "analyze":

@@ -83,7 +83,7 @@ class Outbox:
                     claimed = await self._claim()
                     for msg_id in claimed:
                         await self._slots.acquire()
-                        task = asyncio.create_task(self._deliver(client, msg_id))
+                        task = asyncio.create_task(self._deliver(client, msg_id), name=msg_id)
                         self._inflight.add(task)
                         task.add_done_callback(self._done)
                     if not claimed:
@@ -96,10 +96,16 @@ class Outbox:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        """A delivery that crashed is logged and the loop goes on: its lease expires and it is
+        tried again, like one whose worker died."""
         self._inflight.discard(task)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
-            log.error("webhook delivery crashed", exc_info=task.exception())
+            log.error(
+                "webhook delivery crashed",
+                exc_info=task.exception(),
+                extra={"message_id": task.get_name()},
+            )
 
     async def _claim(self) -> list[str]:
         """Lease up to `concurrency` due messages; a row leased by another worker is skipped."""

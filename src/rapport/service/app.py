@@ -1,6 +1,7 @@
 """The FastAPI application. Everything heavy (database migrations, signing keys, models) is set
-up in the lifespan, never at import; background work (webhook delivery, retention) runs as tasks
-of the lifespan and stops with it."""
+up in the lifespan, never at import; background loops (webhook delivery, retention, room repair)
+run under the lifespan's supervisor (service/supervise.py), which restarts a loop that fails and
+reports it in /healthz, and they stop with it."""
 
 from __future__ import annotations
 
@@ -29,8 +30,13 @@ from rapport.service.rooms import Rooms
 from rapport.service.routes import consents, events, livekit, meta, sessions, webhooks
 from rapport.service.runs import Runs
 from rapport.service.state import State
+from rapport.service.supervise import Backoff, Supervisor
 from rapport.store.db import Database, database_url
 from rapport.store.tables import Session
+
+RESTART_BACKOFF = Backoff(initial_s=1.0, factor=2.0, max_s=30.0, healthy_s=60.0)
+"""A failed background loop restarts after 1, 2, 4 ... 30 s: soon after a database blip, and
+without hammering a database that is down for longer."""
 
 
 async def open_database(settings: Settings) -> Database:
@@ -82,14 +88,17 @@ def create_app(settings: Settings) -> FastAPI:
             rooms=Rooms(settings.livekit, db, runs) if settings.livekit.url else None,
         )
         app.state.rapport = st
-        st.spawn(outbox.run())
+        loops = app.state.supervisor = Supervisor(RESTART_BACKOFF)
+        loops.start("webhooks", outbox.run)
         if st.rooms is not None:
-            st.spawn(st.rooms.reconcile_forever())
-        st.spawn(purge_forever(db, settings.retention.days, settings.retention.purge_interval_s))
+            loops.start("rooms", st.rooms.reconcile_forever)
+        days, every = settings.retention.days, settings.retention.purge_interval_s
+        loops.start("retention", lambda: purge_forever(db, days, every))
         try:
             yield
         finally:
-            await st.runs.shutdown()
+            await st.runs.shutdown()  # first: ending sessions still write to the outbox
+            await loops.aclose()
             for task in list(st.tasks):
                 task.cancel()
             for task in list(st.tasks):

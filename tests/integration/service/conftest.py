@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from rapport.samples import Recording, make_recording
+from tests.fakes.wait import wait_until
 
 BASE_CONFIG: dict[str, Any] = {
     "window": {"seconds": 2},
@@ -108,6 +110,11 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    def health(self) -> dict[str, Any]:
+        r = self.http.get("/healthz")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://")
@@ -147,13 +154,43 @@ class Service:
         return dict(r.json())
 
     def wait_status(self, session_id: str, status: str, timeout: float = 60) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        def reached() -> dict[str, Any] | None:
+            last.update(self.http.get(f"/v1/sessions/{session_id}").json())
+            return dict(last) if last["status"] == status else None
+
+        return wait_until(
+            reached, timeout, lambda: f"session {session_id} to be {status} (is {last['status']})"
+        )
+
+    def wait_event(
+        self,
+        session_id: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """The first of the session's events (replayed, then live) that satisfies `predicate`,
+        read from a WebSocket of its own; AssertionError naming `what` past `timeout` s."""
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s = self.http.get(f"/v1/sessions/{session_id}").json()
-            if s["status"] == status:
-                return dict(s)
-            time.sleep(0.1)
-        raise AssertionError(f"session {session_id} not {status} in {timeout} s: {s['status']}")
+        with connect(
+            f"{self.ws_url}/v1/events?session={session_id}",
+            additional_headers={"authorization": f"Bearer {self.key}"},
+        ) as ws:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    m = json.loads(ws.recv(timeout=left))
+                except TimeoutError:
+                    break
+                except ConnectionClosed:
+                    raise AssertionError(f"the session's events ended before {what}") from None
+                if m.get("type") not in ("heartbeat", "stream.reset") and predicate(m):
+                    return dict(m)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
         """Every stored event, read back over the WebSocket (the only way events leave)."""
@@ -165,8 +202,6 @@ class Service:
             additional_headers={"authorization": f"Bearer {self.key}"},
         ) as ws:
             for message in ws:
-                import json
-
                 m = json.loads(message)
                 if m.get("type") not in ("heartbeat", "stream.reset"):
                     out.append(m)

@@ -17,8 +17,9 @@ from tests.integration.service.conftest import Service
 
 
 def collect(svc: Service, session_id: str, query: str = "", **kw: Any) -> dict[str, Any]:
-    """Read the session's WebSocket in a thread until the server closes it."""
-    box: dict[str, Any] = {"messages": [], "close": None}
+    """Read the session's WebSocket in a thread until the server closes it; `connected` is set
+    once the server has accepted it (and subscribed it to live events)."""
+    box: dict[str, Any] = {"messages": [], "close": None, "connected": threading.Event()}
 
     def run() -> None:
         with connect(
@@ -26,6 +27,7 @@ def collect(svc: Service, session_id: str, query: str = "", **kw: Any) -> dict[s
             additional_headers={"authorization": f"Bearer {svc.key}"},
             **kw,
         ) as ws:
+            box["connected"].set()
             try:
                 for m in ws:
                     box["messages"].append((time.time(), json.loads(m)))
@@ -47,7 +49,7 @@ def test_events_arrive_in_order_on_websocket_and_signed_webhook(
         session = service.session(short_talk)
         service.consent(session["id"], "presenter")
         ws = collect(service, session["id"])
-        time.sleep(0.3)
+        assert ws["connected"].wait(10), "the WebSocket did not connect"
         assert service.http.post(f"/v1/sessions/{session['id']}/start").status_code == 200
         done = service.wait_status(session["id"], "ended")
         ws["thread"].join(30)
@@ -85,7 +87,10 @@ def test_ending_a_running_session_emits_its_summary(
     session = service.session(short_talk, speed=1.0)
     service.consent(session["id"], "presenter")
     service.http.post(f"/v1/sessions/{session['id']}/start")
-    time.sleep(2.5)
+    first = service.wait_event(
+        session["id"], lambda e: e["type"] == "engagement.window", "the first 2 s window"
+    )
+    assert first["media_time"] == {"start": 0.0, "end": 2.0}
     r = service.http.delete(f"/v1/sessions/{session['id']}")
     assert r.status_code == 200 and r.json()["status"] == "ended"
     events = service.events(session["id"])

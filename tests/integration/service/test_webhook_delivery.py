@@ -5,11 +5,13 @@ loss across a kill -9 of the server mid-delivery."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 from rapport.events.webhook_signing import verify
 from rapport.samples import Recording
 from tests.fakes.receiver import Received, webhook_receiver
+from tests.fakes.wait import wait_until
 from tests.integration.service.conftest import Service
 
 
@@ -29,6 +31,19 @@ def _run(svc: Service, rec: Recording, **fields: object) -> tuple[str, int]:
 
 def _seqs(got: list[Received]) -> list[int]:
     return sorted(json.loads(g.body)["seq"] for g in got)
+
+
+def _session_of(request: Received) -> str:
+    return str(json.loads(request.body)["session_id"])
+
+
+def _pending(svc: Service, session_id: str) -> int:
+    db = sqlite3.connect(svc.root / "data" / "rapport.db")
+    try:
+        query = "SELECT count(*) FROM webhook_messages WHERE session_id = ? AND status = 'pending'"
+        return int(db.execute(query, (session_id,)).fetchone()[0])
+    finally:
+        db.close()
 
 
 def test_a_failing_receiver_that_recovers_gets_every_event(
@@ -61,12 +76,12 @@ def test_exhausted_messages_are_dead_lettered_and_replayed(
         rx.script = [(500, {})] * 10_000  # down for good (4 attempts each in the test schedule)
         ep = _register(service, rx.url)
         _, n = _run(service, short_talk)
-        deadline = time.monotonic() + 30
-        dead: list[dict[str, object]] = []
-        while time.monotonic() < deadline and len(dead) < n:
+
+        def all_dead() -> list[dict[str, object]] | None:
             dead = service.http.get(f"/v1/webhooks/{ep['id']}/dead-letters").json()
-            time.sleep(0.2)
-        assert len(dead) == n
+            return list(dead) if len(dead) == n else None
+
+        dead = wait_until(all_dead, 30, f"all {n} messages to be dead-lettered")
         assert all(d["attempts"] == 4 and d["last_status"] == 500 for d in dead)
         rx.script.clear()  # the receiver recovers
         r = service.http.post(f"/v1/webhooks/{ep['id']}/dead-letters/replay", json={})
@@ -81,18 +96,19 @@ def test_410_disables_the_endpoint(service: Service, short_talk: Recording) -> N
     with webhook_receiver() as rx:
         rx.script = [(410, {})] * 10_000
         ep = _register(service, rx.url)
-        _run(service, short_talk)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        first, _ = _run(service, short_talk)
+
+        def disabled() -> dict[str, object] | None:
             state = service.http.get(f"/v1/webhooks/{ep['id']}").json()
-            if state["disabled_at"]:
-                break
-            time.sleep(0.1)
-        assert "410" in state["disabled_reason"]
-        attempts = len(rx.attempts)
-        _run(service, short_talk)  # a disabled endpoint gets nothing more
-        time.sleep(1.0)
-        assert len(rx.attempts) == attempts
+            return dict(state) if state["disabled_at"] else None
+
+        state = wait_until(disabled, 20, "the endpoint to be disabled")
+        assert state["disabled_reason"] == "the receiver answered 410 Gone"
+        # A disabled endpoint gets nothing more: once none of a later session's messages is
+        # pending (none may even be queued), none of them can reach it.
+        second, _ = _run(service, short_talk)
+        wait_until(lambda: _pending(service, second) == 0, 20, "no pending message")
+        assert {_session_of(a) for a in rx.attempts} == {first}
         assert (
             service.http.post(f"/v1/webhooks/{ep['id']}/dead-letters/replay", json={}).status_code
             == 409
@@ -110,7 +126,8 @@ def test_kill_9_mid_delivery_loses_nothing(make_service: object, short_talk: Rec
         svc.http.post(f"/v1/sessions/{s['id']}/start")
         svc.wait_status(s["id"], "ended")
         n = len(svc.events(s["id"]))
-        time.sleep(0.5)
+        # Killed once deliveries are under way: with 0.4 s each, two at a time, more follow.
+        wait_until(lambda: rx.received, 20, "a first delivery")
         svc.kill()
         before = len(rx.received)
         assert before < n, "everything was delivered before the kill; the test proves nothing"

@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from rapport.events.websocket import CLOSE_TOO_SLOW
 from rapport.samples import Recording, make_recording
+from tests.fakes.wait import wait_until
 from tests.integration.service.conftest import Service
 
 
@@ -49,8 +50,11 @@ def test_resume_after_a_dropped_connection(service: Service, short_talk: Recordi
                 heartbeats += 1
             else:
                 seen.append(m)
-    # Dropped mid-session; events go on being emitted meanwhile.
-    time.sleep(2.0)
+    # Dropped mid-session; wait (on another connection) until events were emitted meanwhile.
+    missed = service.wait_event(
+        sid, lambda e: e["seq"] > seen[-1]["seq"], "an event emitted while disconnected"
+    )
+    assert missed["type"] != "session.summary", "the session ended: nothing resumes live"
     with _ws(service, sid, f"&after={seen[-1]['seq']}") as ws:
         for message in ws:
             m = json.loads(message)
@@ -72,10 +76,11 @@ def test_retention_purges_events_and_sessions(make_service: Any, short_talk: Rec
     svc: Service = make_service({"retention": {"days": 1.2e-5, "purge_interval_s": 0.3}})
     sid = _started(svc, short_talk)
     svc.wait_status(sid, "ended")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and svc.http.get(f"/v1/sessions/{sid}").status_code != 404:
-        time.sleep(0.2)
-    assert svc.http.get(f"/v1/sessions/{sid}").status_code == 404
+    wait_until(
+        lambda: svc.http.get(f"/v1/sessions/{sid}").status_code == 404,
+        10,
+        "the ended session to be purged",
+    )
     db = sqlite3.connect(svc.root / "data" / "rapport.db")
     events = db.execute("SELECT count(*) FROM events WHERE session_id = ?", (sid,)).fetchone()
     db.close()
@@ -141,9 +146,11 @@ def test_a_slow_consumer_is_cut_off_and_a_fast_one_keeps_its_latency(
     fast_latency: list[float] = []
     fast_seqs: list[int] = []
     fast_close: list[int | None] = []
+    fast_connected = threading.Event()
 
     def fast() -> None:
         with _ws(svc, s["id"]) as ws:
+            fast_connected.set()
             for message in ws:
                 m = json.loads(message)
                 if "seq" in m:
@@ -154,7 +161,8 @@ def test_a_slow_consumer_is_cut_off_and_a_fast_one_keeps_its_latency(
 
     reader = threading.Thread(target=fast, daemon=True)
     reader.start()
-    time.sleep(0.3)
+    # Connected before the start: every event reaches it live (a replay would add latency).
+    assert fast_connected.wait(10), "the fast consumer did not connect"
     svc.http.post(f"/v1/sessions/{s['id']}/start")
     svc.wait_status(s["id"], "ended", timeout=120)
     reader.join(30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -15,14 +14,7 @@ from rapport.inference.batcher import (
     VirtualClock,
     due_at,
 )
-
-
-def wait_until(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.005)
+from tests.fakes.wait import wait_until
 
 
 def test_due_at() -> None:
@@ -131,7 +123,9 @@ def test_newest_video_wins_and_a_full_queue_drops_the_stalest() -> None:
     )
     try:
         busy = b.submit("busy")  # taken by the worker, which blocks in run
-        wait_until(lambda: b.stats().submitted == 1 and len(b._queue) == 0)
+        wait_until(
+            lambda: b.stats().submitted == 1 and len(b._queue) == 0, 5, "the worker to take 1"
+        )
         old = b.submit("cam-a 1", stream="a")
         new = b.submit("cam-a 2", stream="a")
         with pytest.raises(Dropped) as stale:
@@ -166,7 +160,7 @@ def test_unkeyed_items_wait_for_room_and_are_never_dropped() -> None:
 
     with MicroBatcher(run, name="w", max_batch=1, max_delay_ms=0, max_queue=2) as b:
         first = b.submit(0)
-        wait_until(lambda: len(b._queue) == 0)
+        wait_until(lambda: len(b._queue) == 0, 5, "the worker to take the queued item")
         queued = [b.submit(1), b.submit(2)]
         done = threading.Event()
         extra: list[object] = []
@@ -213,11 +207,15 @@ def test_a_cancelled_item_is_skipped_and_the_batcher_goes_on() -> None:
         d = b.submit(3)  # the batch is full: it runs, without the cancelled item
         assert (a.result(5), d.result(5)) == (1, 3)
         assert seen == [[1, 3]]
-        assert b.submit(4).cancel() or True
+        # Alone in the queue, 4 waits for its max delay on the virtual clock, which has not
+        # moved: it cannot have started, so cancelling it must succeed.
+        e = b.submit(4)
+        assert e.cancel()
+        clock.advance(0.02)  # 4 is due now, and skipped
+        f = b.submit(5, stream="s")
         clock.advance(0.02)
-        assert b.submit(5, stream="s") is not None
-        clock.advance(0.02)
-        wait_until(lambda: [5] in seen)
+        assert f.result(5) == 5
+        assert e.cancelled() and seen == [[1, 3], [5]]
 
 
 def test_video_older_than_max_age_is_dropped_audio_is_not() -> None:
@@ -233,7 +231,7 @@ def test_video_older_than_max_age_is_dropped_audio_is_not() -> None:
     )
     try:
         busy = b.submit("busy")
-        wait_until(lambda: len(b._queue) == 0)  # the worker holds it, blocked in run
+        wait_until(lambda: len(b._queue) == 0, 5, "the worker to hold it, blocked in run")
         old_video = b.submit("frame", stream="cam")
         audio = b.submit("audio")
         clock.advance(0.6)  # both waited past max_age while the model was busy

@@ -1,0 +1,100 @@
+"""Log lines carry their structured fields (`extra=`) as key=value after the message, on one
+line; the standard LogRecord attributes stay out, and exceptions are still printed."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from rapport.logs import QUIET, FieldsFormatter, configure
+
+
+def record(msg: str, *, exc: BaseException | None = None, **extra: object) -> logging.LogRecord:
+    logger = logging.getLogger("rapport.test")
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    return logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 1, msg, (), exc_info, extra=extra or None
+    )
+
+
+def test_extra_fields_follow_the_message() -> None:
+    f = FieldsFormatter("%(levelname)s %(name)s %(message)s")
+    line = f.format(
+        record("session failed", session_id="ses_01", stream="cam 1", reason="consent_revoked")
+    )
+    assert line == (
+        'ERROR rapport.test session failed session_id=ses_01 stream="cam 1" reason=consent_revoked'
+    )
+
+
+def test_standard_attributes_are_not_fields() -> None:
+    line = FieldsFormatter("%(message)s").format(record("retention purge"))
+    assert line == "retention purge"
+
+
+def test_values_are_quoted_so_the_line_stays_one_line_and_parseable() -> None:
+    line = FieldsFormatter("%(message)s").format(
+        record(
+            "odd\nmessage",
+            empty="",
+            multi="a\nb",
+            quote='say "hi"',
+            eq="a=b",
+            n=3,
+            ratio=0.5,
+            none=None,
+        )
+    )
+    assert "\n" not in line
+    assert line == (
+        'odd\\nmessage empty="" multi="a\\nb" quote="say \\"hi\\"" eq="a=b" n=3 ratio=0.5 none=None'
+    )
+
+
+def test_an_exception_is_printed_after_the_line() -> None:
+    try:
+        raise ConnectionError("database went away")
+    except ConnectionError as e:
+        r = record("background loop failed", exc=e, loop="webhooks")
+    first, *rest = FieldsFormatter("%(message)s").format(r).splitlines()
+    assert first == "background loop failed loop=webhooks"
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "ConnectionError: database went away"
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in QUIET)]
+    saved = [(lg, list(lg.handlers), lg.level) for lg in loggers]
+    yield
+    for lg, handlers, level in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+
+
+def test_configure_installs_one_handler_with_the_fields(logging_restored: None) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure(logging.INFO, first)
+    configure(logging.WARNING, second)  # again (a second command in one process): replaces it
+    log = logging.getLogger("rapport.service.runs")
+    log.info("not shown at WARNING")
+    log.warning("session failed", extra={"session_id": "ses_01"})
+    assert first.getvalue() == ""
+    (line,) = second.getvalue().splitlines()
+    assert line.endswith(" WARNING rapport.service.runs session failed session_id=ses_01")
+
+
+def test_chatty_libraries_log_warnings_only(logging_restored: None) -> None:
+    out = io.StringIO()
+    configure(logging.INFO, out)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin")
+    logging.getLogger("httpx").info("HTTP Request: POST")
+    logging.getLogger("httpx").warning("kept")
+    logging.getLogger("rapport.service.rooms").info("bot joining room")
+    assert [line.split(" ", 3)[3] for line in out.getvalue().splitlines()] == [
+        "httpx kept",
+        "rapport.service.rooms bot joining room",
+    ]
