@@ -1,18 +1,28 @@
 """A live session: items from a live tap (the LiveKit bot) pushed into the spine's Session on one
-worker thread, in arrival order. The tap never waits for a model: past `max_backlog` queued video
-frames, new ones are dropped (and counted); audio, text and clock ticks are never dropped (a VAD
-needs every chunk, a tick carries revocations' purges)."""
+worker thread, in arrival order. The tap never waits for a model, and what waits is bounded:
+
+- video: past `max_backlog` waiting frames, the OLDEST waiting frame is dropped (real-time video
+  keeps the newest);
+- audio: past `max_audio_backlog_s` seconds waiting for one stream, that stream's oldest chunks are
+  dropped (the newest chunk always stays; the VAD starts a new stream at the gap);
+- clock ticks: a tick put while the newest waiting item is a tick replaces it, and a drop that
+  leaves two ticks side by side removes the earlier one; a tick never moves before earlier media;
+- text and stream ends are kept (they come a few a second at most).
+
+Drops are counted (`dropped_video`, `dropped_audio`) and handed to the session's summary.
+`finish(t)` ends after everything queued before it; nothing is accepted after it.
+"""
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rapport.events.schema import Event
-from rapport.frames import AudioChunk, Utterance, VideoFrame
+from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
 from rapport.session import Session
 
 log = logging.getLogger(__name__)
@@ -40,23 +50,125 @@ class _Finish:
 LiveItem = VideoFrame | AudioChunk | Utterance | Tick | EndStream
 
 
+class _Node:
+    __slots__ = ("item", "next", "prev")
+
+    def __init__(self, item: LiveItem | _Finish | None) -> None:
+        self.item = item
+        self.prev: _Node = self
+        self.next: _Node = self
+
+
+class _Backlog:
+    """The waiting items, oldest first, in a doubly linked list so that a drop anywhere is O(1);
+    the video nodes and each audio stream's nodes are indexed oldest first. Not thread-safe."""
+
+    def __init__(self, max_video: int, max_audio_samples: int) -> None:
+        self._root = _Node(None)  # sentinel: root.next is the oldest item, root.prev the newest
+        self._max_video = max_video
+        self._max_audio = max_audio_samples
+        self._video: deque[_Node] = deque()
+        self._audio: dict[str, deque[tuple[_Node, int]]] = {}  # per stream: (node, samples)
+        self._samples: dict[str, int] = {}
+        self.dropped_video = 0
+        self.dropped_audio = 0
+
+    def put(self, item: LiveItem | _Finish) -> None:
+        newest = self._root.prev
+        if isinstance(item, Tick) and isinstance(newest.item, Tick):
+            newest.item = item  # the later clock value, still after all queued media
+            return
+        node = _Node(item)
+        node.prev, node.next = newest, self._root
+        newest.next = self._root.prev = node
+        if isinstance(item, VideoFrame):
+            self._video.append(node)
+            if len(self._video) > self._max_video:
+                self._drop(self._video.popleft())
+                self.dropped_video += 1
+        elif isinstance(item, AudioChunk):
+            stream = item.participant
+            nodes = self._audio.setdefault(stream, deque())
+            nodes.append((node, len(item.samples)))
+            self._samples[stream] = self._samples.get(stream, 0) + len(item.samples)
+            while self._samples[stream] > self._max_audio and len(nodes) > 1:
+                old, n = nodes.popleft()
+                self._samples[stream] -= n
+                self._drop(old)
+                self.dropped_audio += 1
+
+    def take(self) -> LiveItem | _Finish | None:
+        """The oldest item, removed; None when nothing waits."""
+        node = self._root.next
+        if node is self._root:
+            return None
+        self._unlink(node)
+        item = node.item
+        if isinstance(item, VideoFrame):
+            self._video.popleft()  # the oldest waiting frame is the oldest item's
+        elif isinstance(item, AudioChunk):
+            nodes = self._audio[item.participant]
+            _, n = nodes.popleft()
+            self._samples[item.participant] -= n
+            if not nodes:
+                del self._audio[item.participant], self._samples[item.participant]
+        return item
+
+    def items(self) -> Iterator[LiveItem | _Finish]:
+        node = self._root.next
+        while node is not self._root:
+            assert node.item is not None
+            yield node.item
+            node = node.next
+
+    def clear(self) -> None:
+        self._root.prev = self._root.next = self._root
+        self._video.clear()
+        self._audio.clear()
+        self._samples.clear()
+
+    def _drop(self, node: _Node) -> None:
+        before, after = node.prev, node.next
+        self._unlink(node)
+        if isinstance(before.item, Tick) and isinstance(after.item, Tick):
+            self._unlink(before)  # the later tick says all the earlier one did
+
+    @staticmethod
+    def _unlink(node: _Node) -> None:
+        node.prev.next = node.next
+        node.next.prev = node.prev
+
+
 class LiveSession:
     def __init__(
-        self, open_session: Callable[[], Session], *, max_backlog: int, name: str
+        self,
+        open_session: Callable[[], Session],
+        *,
+        max_backlog: int,
+        max_audio_backlog_s: float,
+        name: str,
     ) -> None:
         """`open_session` runs on the worker thread (a session loads models) and must start it."""
         self._open = open_session
-        self._max_backlog = max_backlog
-        self._queue: queue.SimpleQueue[LiveItem | _Finish] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._video_queued = 0
+        self._ready = threading.Condition(self._lock)
+        self._backlog = _Backlog(max_backlog, round(max_audio_backlog_s * SAMPLE_RATE))
         self._finishing = False
-        self.dropped_video = 0
         self.summary: Event | None = None
         self.error: BaseException | None = None
         self.session: Session | None = None
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+
+    @property
+    def dropped_video(self) -> int:
+        """Video frames dropped while waiting for the session."""
+        return self._backlog.dropped_video
+
+    @property
+    def dropped_audio(self) -> int:
+        """Audio chunks dropped while waiting for the session."""
+        return self._backlog.dropped_audio
 
     def start(self) -> None:
         self._thread.start()
@@ -65,12 +177,8 @@ class LiveSession:
         with self._lock:
             if self._finishing:
                 return
-            if isinstance(item, VideoFrame):
-                if self._video_queued >= self._max_backlog:
-                    self.dropped_video += 1
-                    return
-                self._video_queued += 1
-        self._queue.put(item)
+            self._backlog.put(item)
+            self._ready.notify()
 
     def finish(self, t: float) -> None:
         """End at media time `t`: items queued before are processed, then the summary goes out."""
@@ -78,19 +186,29 @@ class LiveSession:
             if self._finishing:
                 return
             self._finishing = True
-        self._queue.put(_Finish(t))
+            self._backlog.put(_Finish(t))
+            self._ready.notify()
+
+    def waiting(self) -> list[LiveItem]:
+        """The items waiting for the worker now, oldest first (O(n): for tests and diagnostics)."""
+        with self._lock:
+            return [i for i in self._backlog.items() if not isinstance(i, _Finish)]
 
     def join(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
+
+    def _take(self) -> LiveItem | _Finish:
+        with self._ready:
+            while (item := self._backlog.take()) is None:
+                self._ready.wait()
+            return item
 
     def _work(self) -> None:
         try:
             self.session = session = self._open()
             while True:
-                item = self._queue.get()
+                item = self._take()
                 if isinstance(item, VideoFrame):
-                    with self._lock:
-                        self._video_queued -= 1
                     session.push_video(item)
                 elif isinstance(item, AudioChunk):
                     session.push_audio(item)
@@ -100,12 +218,17 @@ class LiveSession:
                     session.tick(item.t)
                 elif isinstance(item, EndStream):
                     session.end_stream(item.kind, item.stream)
-                else:
-                    self.summary = session.finish(
-                        item.t, {"video_frames_behind_session": self.dropped_video}
-                    )
+                else:  # nothing is queued after the finish: the counts are final
+                    dropped = {
+                        "video_frames_behind_session": self.dropped_video,
+                        "audio_chunks_behind_session": self.dropped_audio,
+                    }
+                    self.summary = session.finish(item.t, dropped)
                     return
         except BaseException as e:  # reported by the owner; the service goes on
             self.error = e
         finally:
+            with self._lock:  # nothing more is taken: refuse new items, let go of waiting ones
+                self._finishing = True
+                self._backlog.clear()
             self.done.set()

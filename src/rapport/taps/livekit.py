@@ -2,10 +2,12 @@
 
 It subscribes to a participant's camera or microphone only while the consent gate allows that
 person and modality (identity = the consent's user id), so no one else's media ever leaves the
-SFU. Video takes the LOW simulcast layer, keeps only the newest frame and is sampled at
-`video.sample_fps`; audio is resampled to 16 kHz mono; final transcription segments and chat become
-utterances of their speaker. Media time is seconds since the tap began, on this process's clock, so
-a rejoin after a server restart or a network cut continues the same timeline.
+SFU. Video takes the LOW simulcast layer: it is asked for before subscribing, and larger frames that
+still come first are dropped (the SFU forwards the layers it has until the publisher's LOW layer
+starts, about a second). Only the newest frame waits, sampled at `video.sample_fps`. Audio is
+resampled to 16 kHz mono; final transcription segments and chat become utterances of their speaker.
+Media time is seconds since the tap began, on this process's clock, so a rejoin after a server
+restart or a network cut continues the same timeline. `forget` erases a person from the counters.
 
 SDK constraints (livekit 1.2.x): event handlers must be plain functions (async work goes in tasks);
 a task iterating a VideoStream never ends after `aclose()`, so it is cancelled; only I420 converts
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +44,12 @@ SEGMENTS_KEPT = 1024
 """Segment ids remembered to drop the second copy of a transcript (it follows within seconds)."""
 REVIEW_S = 1.0
 """Subscriptions are re-checked this often (consents expire); grants and revocations act at once."""
+LOW_SIDE = 180
+"""Short side of the LOW layer of the SDKs' default simulcast (JS and Rust: 180p) for cameras whose
+long side is 960 px or more; below that a LOW layer may be full size."""
+LAYER_WAIT_S = 5.0
+"""Frames above the LOW layer are dropped this long at most: a publisher with its own layers may
+have a larger LOW layer, and its frames are then taken as they come."""
 
 ENDING = {
     rtc.DisconnectReason.ROOM_DELETED,
@@ -62,23 +71,38 @@ class TapStats:
     ever_subscribed: set[str] = field(default_factory=set)
     video_frames: int = 0
     """Frames taken for the session (after sampling)."""
+    video_frames_above_layer: int = 0
+    """Frames dropped for being larger than the LOW layer asked for (before it came)."""
     video_size: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Last received (width, height) per participant, before downscaling."""
+    video_largest_taken: tuple[int, int] = (0, 0)
+    """Largest width and largest height of the frames taken, before downscaling."""
     audio_chunks: int = 0
     utterances: int = 0
     joins: int = 0
     """Times the bot joined the room (1 + rejoins)."""
+    mutes: int = 0
+    """Cameras and microphones seen turned off (muted)."""
 
     def counts(self) -> dict[str, object]:
         return {
             "joins": self.joins,
+            "mutes": self.mutes,
             "subscribed": sorted(self.subscribed),
             "ever_subscribed": sorted(self.ever_subscribed),
             "video_frames": self.video_frames,
+            "video_frames_above_layer": self.video_frames_above_layer,
             "video_size": {k: list(v) for k, v in sorted(self.video_size.items())},
+            "video_largest_taken": list(self.video_largest_taken),
             "audio_chunks": self.audio_chunks,
             "utterances": self.utterances,
         }
+
+    def forget(self, identity: str) -> None:
+        """Erasure: drop every counter keyed by `identity` (the totals stay)."""
+        self.subscribed = {k for k in self.subscribed if k.rsplit("/", 1)[0] != identity}
+        self.ever_subscribed = {k for k in self.ever_subscribed if k.rsplit("/", 1)[0] != identity}
+        self.video_size.pop(identity, None)
 
 
 class RoomTap:
@@ -154,6 +178,18 @@ class RoomTap:
     def stop(self) -> None:
         self._stopped.set()
 
+    def forget(self, identity: str) -> None:
+        """Erasure: keep nothing about `identity`. Call it on the tap's event loop after their
+        consent went (the gate has then unsubscribed them); what is still subscribed is dropped
+        all the same, and subscribed again only if the gate allows it."""
+        p = self._room.remote_participants.get(identity) if self._room is not None else None
+        for pub in p.track_publications.values() if p is not None else ():
+            if pub.subscribed:
+                pub.set_subscribed(False)
+        for kind in ("video", "audio"):
+            self._end_reader(f"{identity}/{kind}")
+        self.stats.forget(identity)
+
     # -- the room ---------------------------------------------------------------------------------
 
     async def _join(self) -> None:
@@ -202,6 +238,8 @@ class RoomTap:
                 continue
             wanted = self._gate.allows(p.identity, modality)
             if wanted and not pub.subscribed:
+                if modality == "face" and pub.simulcasted:  # the SFU keeps it for the subscription
+                    pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
                 pub.set_subscribed(True)
             elif not wanted and pub.subscribed:
                 pub.set_subscribed(False)
@@ -217,9 +255,11 @@ class RoomTap:
         key = f"{p.identity}/{_KIND[modality]}"
         self._end_reader(key)
         if modality == "face":
-            if pub.simulcasted:  # else there is one layer: taken as it comes, scaled down
+            layer = None  # one layer: taken as it comes, scaled down
+            if pub.simulcasted:
                 pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
-            reader = self._read_video(p.identity, track)
+                layer = low_layer(pub.width, pub.height)
+            reader = self._read_video(p.identity, track, LayerWait(layer))
         else:
             reader = self._read_audio(p.identity, track)
         self._readers[key] = asyncio.create_task(reader)
@@ -232,9 +272,11 @@ class RoomTap:
         self._stop_reader(p.identity, pub)
 
     def _muted(self, p: rtc.Participant, pub: rtc.TrackPublication) -> None:
-        # Nothing flows until unmuted: the stream stops holding windows; its reader stays.
+        # The stream stops holding windows; its reader stays and drops what still arrives (the
+        # SDK marks the track muted before this event) until the track is unmuted.
         kind = _KIND.get(_MODALITY.get(pub.source, ""))
         if isinstance(p, rtc.RemoteParticipant) and kind is not None:
+            self.stats.mutes += 1
             self._put(EndStream(kind, p.identity))
 
     def _left(self, p: rtc.RemoteParticipant) -> None:
@@ -256,20 +298,27 @@ class RoomTap:
 
     # -- media ------------------------------------------------------------------------------------
 
-    async def _read_video(self, identity: str, track: rtc.Track) -> None:
+    async def _read_video(self, identity: str, track: rtc.Track, layer: LayerWait) -> None:
         stream = rtc.VideoStream(track, capacity=1)  # only the newest frame waits
         interval = 1.0 / self._settings.video.sample_fps
         due = 0.0
         try:
             async for event in stream:
+                if track.muted:  # in flight when the camera went off: its stream has ended
+                    continue
                 t = self.now()
+                frame = event.frame
+                self.stats.video_size[identity] = (frame.width, frame.height)
+                if not layer.admits(frame.width, frame.height, t):
+                    self.stats.video_frames_above_layer += 1
+                    continue
                 if t < due:
                     continue
                 due = max(due + interval, t - interval)
-                frame = event.frame
-                self.stats.video_size[identity] = (frame.width, frame.height)
                 rgb = to_rgb(frame, self._settings.video.max_side)
                 self.stats.video_frames += 1
+                w, h = self.stats.video_largest_taken
+                self.stats.video_largest_taken = (max(w, frame.width), max(h, frame.height))
                 self._put(VideoFrame(identity, t, rgb))
         finally:
             # The close must not be awaited from a cancelled reader: it would hang.
@@ -289,6 +338,8 @@ class RoomTap:
         clock: float | None = None  # media time the next sample belongs to
         try:
             async for event in stream:
+                if track.muted:
+                    continue
                 samples = np.frombuffer(event.frame.data, np.int16).astype(np.float32) / 32768.0
                 arrived = self.now() - len(samples) / SAMPLE_RATE
                 if clock is None or arrived - clock > RESYNC_S:
@@ -372,6 +423,38 @@ class RoomTap:
             if t - review >= REVIEW_S:
                 review = t
                 self._consents_changed()  # consents expire without a call
+
+
+def low_layer(width: int, height: int) -> tuple[int, int] | None:
+    """The largest the LOW layer of a simulcast camera of this size is by the SDKs' defaults, or
+    None where it may be the full size (or the size is unknown)."""
+    short = min(width, height)
+    if max(width, height) < 960 or short <= LOW_SIDE:
+        return None
+    scale = short / LOW_SIDE
+    return math.ceil(width / scale), math.ceil(height / scale)
+
+
+class LayerWait:
+    """Admits a camera's frames once one within `layer` (width, height) arrives; drops larger ones
+    before that, for at most LAYER_WAIT_S from the first. `layer=None` admits everything."""
+
+    def __init__(self, layer: tuple[int, int] | None) -> None:
+        self._layer = layer
+        self._since: float | None = None
+
+    def admits(self, width: int, height: int, t: float) -> bool:
+        if self._layer is None:
+            return True
+        if width <= self._layer[0] and height <= self._layer[1]:
+            self._layer = None  # the layer arrived
+            return True
+        self._since = t if self._since is None else self._since
+        if t - self._since < LAYER_WAIT_S:
+            return False
+        log.warning("the LOW simulcast layer did not come: frames are taken as they come")
+        self._layer = None
+        return True
 
 
 def to_rgb(frame: rtc.VideoFrame, max_side: int) -> np.ndarray:

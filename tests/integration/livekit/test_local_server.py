@@ -109,8 +109,10 @@ class Subscriber:
 
 
 async def _until(check: Callable[[], object], timeout_s: float) -> None:
+    """Polls `check` until it holds; fails the test past the deadline."""
     deadline = time.monotonic() + timeout_s
-    while not check() and time.monotonic() < deadline:
+    while not check():
+        assert time.monotonic() < deadline, f"not reached within {timeout_s} s"
         await asyncio.sleep(0.05)
 
 

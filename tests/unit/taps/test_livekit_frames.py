@@ -1,12 +1,20 @@
-"""Frames as the LiveKit SDK hands them to the bot: any buffer type, through I420, to RGB."""
+"""The bot's parts that need no server: frames as the LiveKit SDK hands them over (any buffer type,
+through I420, to RGB), the LOW layer wait, and erasure from its counters."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 from livekit import rtc
 
-from rapport.taps.livekit import to_rgb
+from rapport.config import Settings
+from rapport.consent.gate import ConsentGate, Grant
+from rapport.live import EndStream, LiveItem
+from rapport.taps.livekit import LAYER_WAIT_S, LayerWait, RoomTap, TapStats, low_layer, to_rgb
 
 
 def _image(w: int, h: int) -> np.ndarray:
@@ -32,3 +40,96 @@ def test_rgba_frames_go_through_i420_first() -> None:
     out = to_rgb(frame, max_side=640)
     assert out.shape == (48, 64, 3)
     assert np.abs(out.astype(int) - rgb.astype(int)).mean() < 6
+
+
+def test_the_low_layer_of_a_default_simulcast_camera() -> None:
+    assert low_layer(1280, 720) == (320, 180)
+    assert low_layer(1920, 1080) == (320, 180)
+    assert low_layer(720, 1280) == (180, 320)  # portrait
+    assert low_layer(960, 720) == (240, 180)  # 4:3
+    assert low_layer(640, 360) is None  # the Rust SDK's LOW layer is then full size
+    assert low_layer(0, 0) is None  # size unknown
+
+
+def test_frames_above_the_layer_wait_until_it_comes_or_for_a_bounded_time() -> None:
+    wait = LayerWait((320, 180))
+    assert not wait.admits(1280, 720, 0.0)
+    assert not wait.admits(640, 360, 0.5)
+    assert wait.admits(320, 180, 0.9)
+    assert wait.admits(1280, 720, 1.0)  # the layer came: no more filtering
+    late = LayerWait((320, 180))  # a publisher whose own LOW layer is larger
+    assert not late.admits(640, 360, 10.0)
+    assert not late.admits(640, 360, 10.0 + LAYER_WAIT_S - 0.1)
+    assert late.admits(640, 360, 10.0 + LAYER_WAIT_S)
+    assert LayerWait(None).admits(1280, 720, 0.0)
+
+
+def _stats_of(*people: str) -> TapStats:
+    stats = TapStats(video_frames=7, video_frames_above_layer=2, utterances=3, joins=1)
+    for who in people:
+        stats.subscribed |= {f"{who}/video", f"{who}/audio"}
+        stats.ever_subscribed |= {f"{who}/video", f"{who}/audio"}
+        stats.video_size[who] = (320, 180)
+    return stats
+
+
+def test_tap_stats_forget_a_person_and_keep_the_rest() -> None:
+    stats = _stats_of("alice", "alice/2", "bob")  # "/" in an identity is no separator
+    stats.forget("alice")
+    counts = stats.counts()
+    assert counts["subscribed"] == counts["ever_subscribed"]
+    assert counts["subscribed"] == ["alice/2/audio", "alice/2/video", "bob/audio", "bob/video"]
+    assert counts["video_size"] == {"alice/2": [320, 180], "bob": [320, 180]}
+    assert (counts["video_frames"], counts["utterances"]) == (7, 3)
+
+
+def test_the_bot_forgets_an_erased_person_and_ends_their_readers() -> None:
+    put: list[LiveItem] = []
+
+    async def forget() -> None:
+        tap = RoomTap(
+            url="ws://127.0.0.1:1",
+            token=lambda: "",
+            gate=ConsentGate(),
+            put=put.append,
+            settings=Settings(),
+        )
+        tap.stats = _stats_of("alice", "bob")
+        reader = asyncio.create_task(asyncio.Event().wait())
+        tap._readers["alice/video"] = reader  # a reader still running, as if just subscribed
+        tap.forget("alice")
+        await asyncio.sleep(0)  # let the cancellation land
+        assert reader.cancelled()
+        counts = tap.stats.counts()
+        assert "alice" not in str(counts)
+        assert counts["ever_subscribed"] == ["bob/audio", "bob/video"]
+
+    asyncio.run(forget())
+    assert put == [EndStream("video", "alice")]
+
+
+class _Publication:
+    """Records what the bot asks of a camera publication (the SDK's RemoteTrackPublication)."""
+
+    source = rtc.TrackSource.SOURCE_CAMERA
+    simulcasted = True
+    subscribed = False
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def set_video_quality(self, quality: int) -> None:
+        self.calls.append(f"quality {rtc.VideoQuality.Name(quality)}")
+
+    def set_subscribed(self, subscribed: bool) -> None:
+        self.calls.append(f"subscribed {subscribed}")
+
+
+def test_the_low_layer_is_asked_for_before_subscribing() -> None:
+    gate = ConsentGate()
+    gate.grant(Grant("cns_1", "alice", frozenset({"face"}), time.time() + 3600))
+    tap = RoomTap(url="", token=lambda: "", gate=gate, put=print, settings=Settings())
+    camera = _Publication()
+    alice = SimpleNamespace(identity="alice", track_publications={"TR_1": camera})
+    tap._review(alice)  # type: ignore[arg-type]
+    assert camera.calls == ["quality VIDEO_QUALITY_LOW", "subscribed True"]
