@@ -77,7 +77,9 @@ class Room:
 
     def finish(self) -> Event:
         summary = self.session.finish(self.t)
-        check_events(self.events, ended=True, min_participants=self.settings.reporting.min_participants)
+        check_events(
+            self.events, ended=True, min_participants=self.settings.reporting.min_participants
+        )
         return summary
 
 
@@ -204,7 +206,7 @@ def test_media_time_can_be_read_from_another_thread_while_streams_come_and_go() 
         while not done.is_set():
             try:
                 assert room.session.media_time >= 0.0
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:
                 errors.append(e)
                 return
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,9 +49,8 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
     async with db.session() as s:
         rows = list(await s.scalars(select(Consent).where(Consent.user_id == user_id)))
     now = datetime.now(UTC)
-    for c in rows:  # processing stops first
-        if c.revoked_at is None:
-            await runs.revoke(c.session_id, c.user_id, c.id, now)
+    for session_id in sorted({c.session_id for c in rows}):  # processing stops first
+        await runs.erase(session_id, user_id)
     if not rows:
         return ErasureOut(
             user_id=user_id,
@@ -69,6 +69,9 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
             update(ConsentLogEntry).where(ConsentLogEntry.seq.in_(seqs)).values(content=None)
         )
         await s.execute(delete(Consent).where(Consent.user_id == user_id))
+        for row in await s.scalars(select(Session).where(Session.id.in_(sessions))):
+            if row.counts:  # an ended session's counters, as stored
+                row.counts = without_person(row.counts, user_id)
         ev = await s.execute(delete(Event).where(Event.session_id.in_(sessions)))
         msg = await s.execute(delete(WebhookMessage).where(WebhookMessage.session_id.in_(sessions)))
         deleted["events"] = int(getattr(ev, "rowcount", 0))
@@ -83,3 +86,22 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
         deliveries_deleted=deleted["deliveries"],
         erasure_seq=entry.seq,
     )
+
+
+def without_person(counts: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """A session's stored counters less everything keyed by one person (the gate's per-person
+    table, the bot's subscriptions and layer sizes); totals keep their numbers, unnamed."""
+    out = dict(counts)
+    people = out.get("participants")
+    if isinstance(people, dict):
+        out["participants"] = {p: v for p, v in people.items() if p != user_id}
+    bot = out.get("livekit")
+    if isinstance(bot, dict):
+        bot = dict(bot)
+        for key, value in bot.items():
+            if isinstance(value, list):
+                bot[key] = [v for v in value if str(v).rsplit("/", 1)[0] != user_id]
+            elif isinstance(value, dict):
+                bot[key] = {k: v for k, v in value.items() if k != user_id}
+        out["livekit"] = bot
+    return out

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 EMIT_TIMEOUT_S = 30.0
 """A worker waits this long for its event to be stored before failing the session."""
 
+ERASE_TIMEOUT_S = 5.0
+"""An erasure waits this long for the running session to apply it (a live one ticks 4 times a s)."""
+
 Finished = Callable[[str, str, str | None, dict[str, object]], Awaitable[None]]
 """(session id, final status, error, counts): awaited on the event loop when a run ends."""
 
@@ -55,8 +58,11 @@ class Run:
         """The gate's counters, and the bot's (subscriptions, frames, layer sizes) in a room."""
         counts = self.gate.counts()
         if self.tap is not None:
-            behind = self.live.dropped_video if self.live else 0
-            counts["livekit"] = {**self.tap.stats.counts(), "video_frames_behind_session": behind}
+            counts["livekit"] = {
+                **self.tap.stats.counts(),
+                "video_frames_behind_session": self.live.dropped_video if self.live else 0,
+                "audio_chunks_behind_session": self.live.dropped_audio if self.live else 0,
+            }
         return counts
 
 
@@ -100,6 +106,25 @@ class Runs:
             t = session.media_time
             # Emitting blocks on the event loop storing the event: do it off the loop.
             await asyncio.to_thread(bus.emit, EventType.CONSENT_REVOKED, t, t, data)
+
+    async def erase(self, sid: str, user_id: str) -> None:
+        """Erasure: stop admitting the person, and return once the running session has purged
+        them and withdrawn what they contributed to (its next item or clock tick applies it), so
+        nothing computed with them is stored after the caller deletes what was."""
+        run = self._runs.get(sid)
+        if run is None:
+            return
+        run.gate.erase(user_id)
+        if run.tap is not None:
+            run.tap.forget(user_id)
+        if run.session is None:
+            return  # not started: it will find nothing of them
+        deadline = asyncio.get_running_loop().time() + ERASE_TIMEOUT_S
+        while run.gate.purges_pending and not run.done.is_set():
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("erasure not applied by the session yet", extra={"session_id": sid})
+                return
+            await asyncio.sleep(0.02)
 
     def start_recording(
         self,
@@ -172,6 +197,7 @@ class Runs:
         live = run.live = LiveSession(
             open_live,
             max_backlog=self._settings.livekit.max_backlog,
+            max_audio_backlog_s=self._settings.livekit.max_audio_backlog_s,
             name=f"session-{run.session_id}",
         )
         run.tap = RoomTap(
