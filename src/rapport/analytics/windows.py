@@ -42,6 +42,7 @@ class _Acc:
     arousal: float = 0.0
     expressiveness: float = 0.0
     speech_s: float = 0.0
+    """Set when the window closes, from `spans`."""
     turns: int = 0
     voice_arousal: float = 0.0
     voice_weight: float = 0.0
@@ -238,7 +239,6 @@ class WindowAggregator:
                 win.acc(p).turns += 1
         for win, overlap in self._spans(seg.start, seg.end):
             acc = win.acc(p)
-            acc.speech_s += overlap
             span = win.clip(seg.start, seg.end)
             if span is not None:
                 acc.spans.append(span)
@@ -295,6 +295,8 @@ class WindowAggregator:
         present = len(win.accs)
         results: dict[str, ParticipantResult] = {}
         for p, acc in sorted(win.accs.items()):
+            # Speech is counted up to the window's real end (a session may end mid-window).
+            acc.speech_s = sum(min(b, end) - a for a, b in acc.spans if min(b, end) > a)
             results[p] = self._participant(p, acc, end, length, present)
         shares = {p: r.speaking_share for p, r in results.items()}
         contributors = list(results.values())

@@ -147,6 +147,16 @@ def test_speech_across_the_nominal_end_of_a_short_last_window() -> None:
     assert last.silence_share == pytest.approx(1 - 5.5 / 7)
 
 
+def test_speech_is_counted_up_to_where_a_session_ended_mid_window() -> None:
+    # Found by the windows machine: a session stopped at 4 s while a segment ran on to 4.5 s
+    # was scored 2.5 s of speech in a 4 s window (0.625), not 2 s (0.5).
+    agg = WindowAggregator(_settings())
+    agg.add_speech(SpeechSegment("ann", 2.0, 4.5, arousal=None, confidence=0.0))
+    [w] = agg.flush(4.0)
+    assert w.participants["ann"].speaking_share == pytest.approx(0.5)
+    assert w.silence_share == pytest.approx(0.5)
+
+
 def test_someone_who_left_is_absent_from_later_windows_not_scored_zero() -> None:
     agg = WindowAggregator(_settings())
     for t in (0.0, 5.0):
