@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 from livekit import api
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,9 @@ from rapport.store.db import Database
 from rapport.store.tables import Consent, LiveKitWebhook, Session
 
 log = logging.getLogger(__name__)
+
+LIVEKIT_UNREACHABLE = (api.TwirpError, aiohttp.ClientError, TimeoutError, OSError)
+"""How the room service fails while LiveKit is down or restarting: retried at the next poll."""
 
 MAX_WEBHOOK_AGE_S = 600
 """An event older than this is refused: ids are kept only as long as `retention.days`, and a
@@ -190,12 +194,14 @@ class Rooms:
         return joined
 
     async def reconcile_forever(self) -> None:
+        """Runs under the service's supervisor: an unexpected error (the database, a bug) ends
+        it, to be logged, shown in /healthz and restarted; LiveKit being unreachable does not."""
         while True:
             await asyncio.sleep(self._settings.reconcile_s)
             try:
                 joined = await self.reconcile()
-            except Exception as e:  # the server may be down or restarting; try again later
-                log.warning("room reconciliation failed: %s", e)
+            except LIVEKIT_UNREACHABLE as e:  # the server may be down or restarting
+                log.warning("room reconciliation failed: %s", e, extra={"error": type(e).__name__})
                 continue
             if joined:
                 log.warning("joined %d room(s) whose webhook was lost", len(joined))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sys
 
@@ -19,10 +18,6 @@ from rapport.service.auth import create_api_key, list_api_keys, revoke_api_key
 def serve(settings: Settings, host: str | None, port: int | None) -> int:
     """Blocks until interrupted. Prints one line with the address once it accepts connections
     (port 0 picks a free one), so scripts and tests can wait for it."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # alembic, httpx: a line per migration step / per delivery; livekit: the SDK's per-track lines
-    for noisy in ("alembic", "httpx", "livekit"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
         create_app(settings),
         log_level="warning",

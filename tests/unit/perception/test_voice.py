@@ -7,6 +7,7 @@ import subprocess
 import wave
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -239,3 +240,23 @@ def test_a_cut_closes_open_speech_at_the_boundary_and_goes_on(
     assert cut[0].start == whole[0].start and cut[1].end == whole[0].end
     assert cut[0].end == cut[1].start == pytest.approx(boundary, abs=0.032)
     assert va.cut(boundary) == []  # nothing open: nothing to cut
+
+
+@pytest.mark.parametrize("seconds", [7.25, 10.0, 12.5])
+def test_no_segment_ends_after_its_stream(seconds: float):
+    # Found by the session tests: a live session cuts open speech at each window boundary (5 s);
+    # at the stream's end the zero-padded last VAD window then closed a segment at max_speech_s,
+    # 16 ms past the end, in a window its speaker never was in.
+    from rapport.config import RuntimeSettings as Runtime
+    from tests.fakes.heads import FakeVad
+
+    fake: Any = FakeVad()
+    vad = VoiceActivity(Path("/nonexistent"), Runtime(), "ann", max_speech_s=5.0, vad=fake)
+    segments: list[SpeechSegment] = []
+    for k in range(round(seconds / 0.25)):  # speech throughout, in 0.25 s chunks
+        chunk = AudioChunk("ann", k * 0.25, np.full(4000, 0.3, np.float32))
+        segments += vad.push(chunk)
+        segments += vad.cut(chunk.end // 5.0 * 5.0)
+    segments += vad.flush()
+    assert max(s.end for s in segments) <= seconds + 1e-9
+    assert sum(s.end - s.start for s in segments) == pytest.approx(seconds, abs=0.05)
