@@ -279,7 +279,7 @@ class Session:
         self._baselines.pop(person, None)
         self._cues.forget(person)
         self._windows.forget(person)
-        self._summary.forget(person, erased=purge.erased)
+        self._summary.forget(person, erased=purge.erased, token=purge.token)
         self._names.forget(person)
         if purge.erased:
             self._trend.clear()

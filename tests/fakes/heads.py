@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rapport.config import Settings
+from rapport.config import ReportingSettings, Settings, WindowSettings
+from rapport.consent.gate import ConsentGate
+from rapport.events.bus import EventBus
+from rapport.events.schema import Event
 from rapport.frames import (
     SAMPLE_RATE,
     AudioChunk,
@@ -29,6 +33,7 @@ from rapport.frames import (
 from rapport.labels import EXPRESSIONS
 from rapport.perception.vad import WINDOW
 from rapport.perception.voice import VoiceActivity
+from rapport.session import Session
 
 SPEECH_LEVEL = 0.3
 
@@ -135,3 +140,47 @@ class FakePack:
 
     def model_names(self, modalities: list[str], *, transcribed: bool) -> dict[str, str]:
         return {m: f"fake-{m}" for m in modalities}
+
+
+class MediaClock:
+    """The gate's clock in media seconds, so consents expire on the session's own timeline."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class LiveRoom:
+    """A live room's session (streams named by participant, ticks, `live=True`) on the fake heads,
+    behind a consent gate on media time; its events are collected in `events`."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 5.0,
+        reporting: str = "participant",
+        min_participants: int = 3,
+        **session: Any,
+    ) -> None:
+        self.settings = Settings(
+            window=WindowSettings(seconds=window_s),
+            reporting=ReportingSettings(min_participants=min_participants),
+        )
+        self.clock = MediaClock()
+        self.gate = ConsentGate(self.clock)
+        self.events: list[Event] = []
+        self.pack = FakePack(self.settings)
+        self.bus = EventBus("ses_fake", {"face": "fake"}, [self.events.append])
+        self.session = Session(
+            settings=self.settings,
+            pack=self.pack,  # type: ignore[arg-type]
+            bus=self.bus,
+            owner=None,
+            reporting=reporting,  # type: ignore[arg-type]
+            gate=self.gate,
+            live=True,
+            **session,
+        )
+        self.session.start(source="livekit", modalities=["face", "voice", "text"])

@@ -9,52 +9,23 @@ from typing import Any
 
 import pytest
 
-from rapport.config import ReportingSettings, Settings, WindowSettings
-from rapport.consent.gate import ConsentGate, Grant
+from rapport.config import Settings, WindowSettings
+from rapport.consent.gate import Grant
 from rapport.events.bus import EventBus
 from rapport.events.schema import Event, EventType
 from rapport.frames import Utterance
 from rapport.invariants import check_events, find_person, object_count
 from rapport.session import ROOM_STREAM, Session
-from tests.fakes.heads import FakePack, audio, frame
+from tests.fakes.heads import FakePack, LiveRoom, audio, frame
 
 FPS = 4
 
 
-class Clock:
-    """The gate's clock, in media seconds (consents expire on it)."""
+class Room(LiveRoom):
+    """A live room fed in media order, as the bot feeds it."""
 
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Room:
-    """A live room session on the fake heads, fed in media order like the bot feeds it."""
-
-    def __init__(self, *, reporting: str = "participant", min_participants: int = 3, **kw: Any):
-        self.settings = Settings(
-            window=WindowSettings(seconds=5.0),
-            reporting=ReportingSettings(min_participants=min_participants),
-        )
-        self.clock = Clock()
-        self.gate = ConsentGate(self.clock)
-        self.events: list[Event] = []
-        self.pack = FakePack(self.settings)
-        self.bus = EventBus("ses_test", {"face": "fake"}, [self.events.append])
-        self.session = Session(
-            settings=self.settings,
-            pack=self.pack,  # type: ignore[arg-type]
-            bus=self.bus,
-            owner=None,
-            reporting=reporting,  # type: ignore[arg-type]
-            gate=self.gate,
-            live=True,
-            **kw,
-        )
-        self.session.start(source="livekit", modalities=["face", "voice", "text"])
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
         self.t = 0.0
 
     def consent(self, who: str, until: float = 1e9) -> None:
@@ -158,6 +129,24 @@ def test_erasure_withdraws_the_room_numbers_the_person_contributed_to() -> None:
     assert set(summary["participants"]) == {"bob"} and set(summary["speaking_shares"]) == {"bob"}
     assert find_person(room.session, "ann", skip=[room.pack, room.bus]) == []
     assert "ann" not in str(room.gate.counts())
+
+
+def test_an_erasure_after_a_revocation_still_withdraws_what_came_before() -> None:
+    # Found by the session machine: a revocation dropped which windows the person had been in,
+    # so their later erasure withdrew nothing. A stand-in token (not their id) keeps them.
+    room = Room()
+    room.consent("ann")
+    room.consent("bob")
+    room.run(10.0, {"ann": True, "bob": False})
+    room.gate.revoke("bob")
+    room.run(5.0, {"ann": True, "bob": False})
+    assert find_person(room.session, "bob", skip=[room.pack, room.bus, room.gate]) == []
+    room.gate.erase("bob")
+    room.run(5.0, {"ann": True})
+    summary = room.finish().data.model_dump()
+    assert summary["engagement_timeline"][:2] == [None, None]
+    assert all(v is not None for v in summary["engagement_timeline"][2:])
+    assert summary["dropped"]["windows_withdrawn_by_erasure"] == 2
 
 
 def test_room_pseudonyms_are_random_not_in_user_id_order() -> None:

@@ -48,7 +48,8 @@ class SummaryBuilder:
         self._engagement = array("d")
         self._valence = array("d")
         self._runs: dict[str, list[list[int]]] = {}
-        """Per person, [first, last] window positions of each run of windows they were in."""
+        """Per person, [first, last] window positions of each run of windows they were in; a
+        revoked person's are kept under their token (not their id), for a later erasure."""
         self._shift_moments: list[Moment] = []
         self._speech_s: dict[str, float] = defaultdict(float)
         self._turns: dict[str, int] = defaultdict(int)
@@ -88,14 +89,19 @@ class SummaryBuilder:
                     acc[0] += value * length
                     acc[1] += length
 
-    def forget(self, participant: str, *, erased: bool = False) -> None:
+    def forget(self, participant: str, *, erased: bool = False, token: str = "") -> None:
         """Drop what is kept of one person (consent revoked); `erased` also withdraws the room
-        numbers of every window they contributed to, and the shifts seen in those windows."""
+        numbers of every window they contributed to, and the shifts seen in those windows.
+        `token` stands for them after a revocation (see consent.gate.Purge)."""
         self._speech_s.pop(participant, None)
         self._turns.pop(participant, None)
         self._per_person.pop(participant, None)
         runs = self._runs.pop(participant, [])
+        if token:
+            runs += self._runs.pop(token, [])
         if not erased:
+            if token and runs:
+                self._runs[token] = runs  # under the stand-in, never the id
             return
         for first, last in runs:
             for i in range(first, last + 1):

@@ -15,6 +15,7 @@ the numbers without a name), and refuses them as having no consent.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -27,10 +28,12 @@ Modality = str  # "face" | "voice" | "text"
 @dataclass(slots=True, frozen=True)
 class Purge:
     """A person whose state a session must drop now; `erased`: withdraw what they contributed
-    to as well (see SummaryBuilder.forget)."""
+    to as well (see SummaryBuilder.forget). `token` stands for the person from their first
+    revocation on: a session keeps what a later erasure must withdraw under it, never their id."""
 
     person: str
     erased: bool = False
+    token: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,6 +54,8 @@ class ConsentGate:
         """People who gave a consent here (until erased): the only ones counted by name."""
         self._members: dict[str, tuple[str, ...]] = {}
         self._revoked: set[str] = set()
+        self._tokens: dict[str, str] = {}
+        """A revoked person's stand-in, until they are erased (see Purge.token)."""
         self._to_purge: list[Purge] = []
         self._admitted: dict[str, dict[Modality, int]] = defaultdict(lambda: defaultdict(int))
         self._dropped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -84,7 +89,8 @@ class ConsentGate:
                 return False
             del self._grants[user_id]
             self._revoked.add(user_id)
-            self._to_purge.append(Purge(user_id))
+            token = self._tokens.setdefault(user_id, secrets.token_hex(8))
+            self._to_purge.append(Purge(user_id, token=token))
         self._notify()
         return True
 
@@ -98,7 +104,7 @@ class ConsentGate:
             self._admitted.pop(user_id, None)
             self._dropped.pop(user_id, None)
             self._last_admitted.pop(user_id, None)
-            self._to_purge.append(Purge(user_id, erased=True))
+            self._to_purge.append(Purge(user_id, True, self._tokens.pop(user_id, "")))
         self._notify()
 
     def _notify(self) -> None:

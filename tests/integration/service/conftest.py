@@ -243,14 +243,23 @@ def short_talk(media_dir: Path) -> Recording:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    from tests.fakes.postgres import postgres_server, server_bin
+def postgres_bin() -> Path:
+    """The PostgreSQL server binaries; the test is skipped without them (failed where CI
+    requires them: RAPPORT_REQUIRE_POSTGRES)."""
+    from tests.fakes.postgres import server_bin
 
     bin_dir = server_bin()
     if bin_dir is None:
+        why = "PostgreSQL server binaries not found (scripts/setup --dev installs them)"
         if os.environ.get("RAPPORT_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
-        pytest.skip("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
-    with postgres_server(bin_dir) as url:
+            pytest.fail(why)
+        pytest.skip(why)
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    from tests.fakes.postgres import postgres_server
+
+    with postgres_server(postgres_bin()) as url:
         yield url

@@ -5,7 +5,6 @@ the log names the loop; once PostgreSQL is back the loop restarts and webhooks a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +12,10 @@ import pytest
 
 from rapport import __version__
 from rapport.samples import Recording
-from tests.fakes.postgres import PostgresServer, postgres_cluster, server_bin
+from tests.fakes.postgres import PostgresServer, postgres_cluster
 from tests.fakes.receiver import webhook_receiver
 from tests.fakes.wait import wait_until
-from tests.integration.service.conftest import Service
+from tests.integration.service.conftest import Service, postgres_bin
 
 RUNNING = {"state": "running", "restarts": 0, "last_error": None}
 
@@ -24,12 +23,7 @@ RUNNING = {"state": "running", "restarts": 0, "last_error": None}
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
     """A server of this test's own: stopping the session's shared one would break other tests."""
-    bin_dir = server_bin()
-    if bin_dir is None:
-        if os.environ.get("RAPPORT_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
-        pytest.skip("PostgreSQL server binaries not found (scripts/setup --dev installs them)")
-    with postgres_cluster(bin_dir) as server:
+    with postgres_cluster(postgres_bin()) as server:
         yield server
 
 

@@ -58,7 +58,8 @@ def test_revocation_stops_the_next_item_and_asks_for_a_purge() -> None:
     assert gate.admit("ann", "face")
     assert gate.revoke("ann", "con_a")
     assert not gate.admit("ann", "face")
-    assert gate.take_purges() == [Purge("ann")]
+    [purge] = gate.take_purges()
+    assert (purge.person, purge.erased) == ("ann", False) and len(purge.token) == 16
     assert gate.take_purges() == []
     assert gate.counts()["dropped"] == {"consent_revoked": 1}
     assert not gate.revoke("ann", "con_a")  # already revoked: nothing to stop
@@ -131,15 +132,20 @@ def test_erasure_stops_admission_and_forgets_the_person() -> None:
     gate.grant(grant("bob"))
     assert gate.admit("ann", "face") and gate.admit("bob", "face")
     assert not gate.admit("ann", "rumour")
+    gate.revoke("bob")
     gate.erase("ann")
     assert not gate.admit("ann", "face")
-    assert gate.take_purges() == [Purge("ann", erased=True)]
+    revoked, erased = gate.take_purges()
+    assert erased == Purge("ann", erased=True)  # never revoked: no stand-in to withdraw under
+    gate.erase("bob")
+    assert gate.take_purges() == [Purge("bob", True, revoked.token)]  # the one from revocation
     counts = gate.counts()
     per = counts["participants"]
-    assert isinstance(per, dict) and set(per) == {"bob"}  # ann's counters are gone ...
+    assert isinstance(per, dict) and per == {}  # their counters are gone ...
     assert counts["admitted"] == {"face": 2}  # ... the totals keep the numbers, unnamed
     assert counts["dropped"] == {"no_consent_rumour": 1, "no_consent": 1}
-    assert "ann" not in repr(vars(gate)) and "ann" not in repr(gate.counts())
+    for who in ("ann", "bob"):
+        assert who not in repr(vars(gate)) and who not in repr(gate.counts())
 
 
 def test_a_watcher_hears_of_grants_revocations_and_erasures() -> None:

@@ -11,7 +11,7 @@ import math
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from rapport.consent.gate import ConsentGate, Grant, Purge
+from rapport.consent.gate import ConsentGate, Grant
 
 PEOPLE = ("ann", "bob", "cy")
 MODALITIES = ("face", "voice", "text")
@@ -27,10 +27,14 @@ class GateMachine(RuleBasedStateMachine):
         self.grants: dict[str, tuple[str, frozenset[str], float]] = {}
         self.revoked: set[str] = set()
         self.named: set[str] = set()
-        self.purges: list[Purge] = []
+        self.purges: list[tuple[str, bool, int | None]] = []
+        """Purges asked for and not yet taken: (person, erased, their stand-in's number)."""
         self.admitted: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.members: dict[str, tuple[str, ...]] = {}
+        self.stand_in: dict[str, int] = {}
+        """A revoked person's stand-in (numbered here; the gate's token), until erased."""
+        self.tokens: dict[int, str] = {}
         self.n = 0
 
     def _refusal(self, person: str, m: str) -> str | None:
@@ -65,7 +69,8 @@ class GateMachine(RuleBasedStateMachine):
         if stopped:
             del self.grants[who]
             self.revoked.add(who)
-            self.purges.append(Purge(who))
+            self.purges.append((who, False, self.stand_in.setdefault(who, len(self.tokens))))
+            self.tokens.setdefault(self.stand_in[who], "")
 
     @rule(who=people)
     def erase(self, who: str) -> None:
@@ -73,7 +78,7 @@ class GateMachine(RuleBasedStateMachine):
         self.grants.pop(who, None)
         self.revoked.discard(who)
         self.named.discard(who)
-        self.purges.append(Purge(who, erased=True))
+        self.purges.append((who, True, self.stand_in.pop(who, None)))
 
     @rule(stream=st.sampled_from(["room", "pair"]), members=st.sets(people))
     def share(self, stream: str, members: set[str]) -> None:
@@ -100,7 +105,16 @@ class GateMachine(RuleBasedStateMachine):
 
     @rule()
     def take_purges(self) -> None:
-        assert self.gate.take_purges() == self.purges
+        taken = self.gate.take_purges()
+        assert [(t.person, t.erased) for t in taken] == [(p, e) for p, e, _ in self.purges]
+        for purge, (_, _, number) in zip(taken, self.purges, strict=True):
+            if number is None:
+                assert purge.token == ""  # erased without a revocation: no stand-in
+                continue
+            known = self.tokens[number] or purge.token
+            assert purge.token == known and len(known) == 16
+            self.tokens[number] = known
+        assert len(set(self.tokens.values()) - {""}) == len([t for t in self.tokens.values() if t])
         self.purges = []
 
     @invariant()
