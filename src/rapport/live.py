@@ -73,6 +73,10 @@ class _Backlog:
         self.dropped_video = 0
         self.dropped_audio = 0
 
+    @property
+    def empty(self) -> bool:
+        return self._root.next is self._root
+
     def put(self, item: LiveItem | _Finish) -> None:
         newest = self._root.prev
         if isinstance(item, Tick) and isinstance(newest.item, Tick):
@@ -154,6 +158,7 @@ class LiveSession:
         self._ready = threading.Condition(self._lock)
         self._backlog = _Backlog(max_backlog, round(max_audio_backlog_s * SAMPLE_RATE))
         self._finishing = False
+        self._busy = True  # the worker is opening the session, or inside it with an item
         self.summary: Event | None = None
         self.error: BaseException | None = None
         self.session: Session | None = None
@@ -178,7 +183,7 @@ class LiveSession:
             if self._finishing:
                 return
             self._backlog.put(item)
-            self._ready.notify()
+            self._ready.notify_all()
 
     def finish(self, t: float) -> None:
         """End at media time `t`: items queued before are processed, then the summary goes out."""
@@ -187,7 +192,7 @@ class LiveSession:
                 return
             self._finishing = True
             self._backlog.put(_Finish(t))
-            self._ready.notify()
+            self._ready.notify_all()
 
     def waiting(self) -> list[LiveItem]:
         """The items waiting for the worker now, oldest first (O(n): for tests and diagnostics)."""
@@ -197,10 +202,21 @@ class LiveSession:
     def join(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every item put so far has been through the session (or the session
+        ended); False on timeout. For tests, benchmarks and soaks that step a live source."""
+        with self._ready:
+            return self._ready.wait_for(
+                lambda: (self._backlog.empty and not self._busy) or self.done.is_set(), timeout
+            )
+
     def _take(self) -> LiveItem | _Finish:
         with self._ready:
+            self._busy = False
+            self._ready.notify_all()  # someone may wait for the session to be idle
             while (item := self._backlog.take()) is None:
                 self._ready.wait()
+            self._busy = True
             return item
 
     def _work(self) -> None:
@@ -231,4 +247,5 @@ class LiveSession:
             with self._lock:  # nothing more is taken: refuse new items, let go of waiting ones
                 self._finishing = True
                 self._backlog.clear()
-            self.done.set()
+                self.done.set()
+                self._ready.notify_all()

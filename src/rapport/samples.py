@@ -115,7 +115,7 @@ def make_recording(
         aus = _audio_stream(out, path.suffix) if with_audio else None
         audio = _AudioWriter(out, aus, track) if aus is not None else None
         if with_video:
-            layout = _Layout(width, height, faces)
+            layout = FaceLayout(width, height, faces)
             vs = _video_stream(out, width, height, fps)
             for i in range(round(duration_s * fps)):
                 t = i / fps
@@ -141,7 +141,7 @@ def make_recording(
 # --- video -------------------------------------------------------------------------------------
 
 
-class _Layout:
+class FaceLayout:
     """Places `n` copies of the head in a grid and moves each on its own slow sinusoidal path."""
 
     def __init__(self, width: int, height: int, n: int) -> None:
@@ -277,7 +277,7 @@ def _place_speech(
     """(first sample, clip at AUDIO_RATE, text) per line that starts inside the recording."""
     placed = []
     with ThreadPoolExecutor(max_workers=4) as pool:  # one synthesiser process per line
-        clips = list(pool.map(lambda text: _speak(voice, text), [text for _, text in script]))
+        clips = list(pool.map(lambda text: speak(voice, text), [text for _, text in script]))
     for (start_s, text), (clip, lead) in zip(script, clips, strict=True):
         start = round(start_s * AUDIO_RATE) + lead
         if start >= n_audio:
@@ -287,11 +287,11 @@ def _place_speech(
 
 
 @functools.lru_cache(maxsize=64)
-def _speak(voice: str, text: str) -> tuple[NDArray[np.float32], int]:
+def speak(voice: str, text: str) -> tuple[NDArray[np.float32], int]:
     """Synthesise `text`; returns the clip trimmed of silence and the silence it started with."""
     engine, _, name = voice.partition(":")
     raw, rate = _synthesise(engine, name, text)
-    clip = _resample(raw, rate, AUDIO_RATE)
+    clip = resample(raw, rate, AUDIO_RATE)
     env = np.abs(clip)
     loud = np.flatnonzero(env > 0.02 * float(env.max(initial=0.0)))
     if not len(loud):
@@ -332,7 +332,7 @@ def _synthesise(engine: str, name: str, text: str) -> tuple[NDArray[np.float32],
     return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0, rate
 
 
-def _resample(x: NDArray[np.float32], src: int, dst: int) -> NDArray[np.float32]:
+def resample(x: NDArray[np.float32], src: int, dst: int) -> NDArray[np.float32]:
     """Band-limited resampling through FFmpeg's swresample."""
     if src == dst:
         return x

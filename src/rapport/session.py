@@ -51,8 +51,9 @@ from rapport.speakers import ATTRIBUTE_S, SpeakerAttribution
 ROOM_STREAM = "room"
 """Stream name of a shared room camera/microphone that belongs to no one participant."""
 
-AUDIO_MEMORY_S = 30.0
-"""Audio kept in memory for the segment being closed (prosody, speech-to-text); never stored."""
+AUDIO_SLACK_S = 5.0
+"""Audio is kept (in memory, never stored) for the segment being closed, when a head reads it: a
+segment is at most one window long, and closes within a few chunks of its end."""
 
 STALE_S = 2.0
 """A stream this far behind the others (it ended, or a camera went off) stops holding windows."""
@@ -61,17 +62,21 @@ CLOCK = ("clock", "")
 
 
 class _Microphone:
-    """One microphone: its VAD, the last seconds of its audio, and who speaks on it."""
+    """One microphone: its VAD, who speaks on it, and its last seconds of audio when something
+    reads them (speech emotion, speech-to-text, per-speaker prosody); otherwise none is kept."""
 
-    def __init__(self, vad: VoiceActivity, owner: str | None) -> None:
+    def __init__(self, vad: VoiceActivity, owner: str | None, keep_s: float) -> None:
         self.vad = vad
         self.owner = owner
         """None for a shared microphone: the transcript's cues say who spoke."""
         self.audio: deque[AudioChunk] = deque()
+        self._keep_s = keep_s
 
     def remember(self, chunk: AudioChunk) -> None:
+        if self._keep_s <= 0:
+            return
         self.audio.append(chunk)
-        while self.audio and chunk.end - self.audio[0].end > AUDIO_MEMORY_S:
+        while self.audio and chunk.end - self.audio[0].end > self._keep_s:
             self.audio.popleft()
 
     def samples(self, start: float, end: float) -> NDArray[np.float32]:
@@ -119,6 +124,8 @@ class Session:
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._faces: dict[str, FaceStream] = {}
+        self._faces_dropped = 0
+        """Classifications the engine dropped, in face streams that have ended."""
         self._cues = SpeakerAttribution(None, speakers)
         self._gate = gate
         self._live = live
@@ -221,6 +228,8 @@ class Session:
         speech is closed and it no longer holds windows back."""
         self._purge()
         self._marks.pop((kind, stream), None)
+        if kind == "video":  # its tracks and their smoothing go: a face back later starts anew
+            self._end_faces(stream)
         mic = self._mics.pop(stream, None) if kind == "audio" else None
         if mic is not None:
             for segment in mic.vad.flush():
@@ -238,7 +247,8 @@ class Session:
             self._emit_window(result)
         dropped = {
             "late_items": self._windows.late,
-            "faces_dropped_by_engine": sum(s.dropped for s in self._faces.values()),
+            "faces_dropped_by_engine": self._faces_dropped
+            + sum(s.dropped for s in self._faces.values()),
         }
         dropped.update(dropped_by_tap or {})
         if self._gate is not None:
@@ -271,7 +281,7 @@ class Session:
         trend and shift detector start again from the others' windows."""
         person = purge.person
         for stream in [s for s in self._faces if person in self._people(s)]:
-            del self._faces[stream]
+            self._end_faces(stream)
         for stream in [s for s in self._mics if person in self._people(s)]:
             del self._mics[stream]  # open speech and the audio it keeps go with it
         for key in [k for k in self._marks if k != CLOCK and person in self._people(k[1])]:
@@ -289,6 +299,11 @@ class Session:
 
     def _owner_of(self, stream: str) -> str | None:
         return None if stream == ROOM_STREAM else stream
+
+    def _end_faces(self, stream: str) -> None:
+        faces = self._faces.pop(stream, None)
+        if faces is not None:
+            self._faces_dropped += faces.dropped
 
     def _people(self, stream: str) -> tuple[str, ...]:
         """Whose a stream is: its owner, or the members of a shared one."""
@@ -317,10 +332,11 @@ class Session:
             owner = self._owner_of(stream)
             # A shared mic's prosody is scored per attributed speaker, against their own baseline.
             shared = owner is None and self._cues.multi
-            vad = self._pack.voice_activity(
-                stream, max_speech_s=self._settings.window.seconds, prosody=not shared
-            )
-            mic = self._mics[stream] = _Microphone(vad, owner)
+            window = self._settings.window.seconds
+            vad = self._pack.voice_activity(stream, max_speech_s=window, prosody=not shared)
+            read = shared or self._stt is not None or self._pack.voice_emotion is not None
+            keep = window + AUDIO_SLACK_S if read else 0.0
+            mic = self._mics[stream] = _Microphone(vad, owner, keep)
         return mic
 
     def _on_speech(self, mic: _Microphone, segment: SpeechSegment) -> None:

@@ -401,3 +401,17 @@ class LiveQueue(RuleBasedStateMachine):
 
 
 TestLiveQueue = LiveQueue.TestCase
+
+
+def test_wait_idle_returns_once_every_item_put_has_been_through_the_session() -> None:
+    session = Recording()
+    live = LiveSession(lambda: session, max_backlog=4, max_audio_backlog_s=10.0, name="live-idle")  # type: ignore[arg-type, return-value]
+    live.start()
+    for i in range(3):
+        live.put(_frame(i * 0.25))
+    assert not live.wait_idle(0.05)  # the session holds the first item
+    session.release.set()
+    assert live.wait_idle(10)
+    assert [name for name, _ in session.calls] == ["video"] * 3
+    live.finish(1.0)
+    assert live.join(10) and live.wait_idle(0)

@@ -42,10 +42,16 @@ people = st.sampled_from(PEOPLE)
 Item = VideoFrame | AudioChunk
 
 
-def _overlaps(spans: list[tuple[float, float]], start: float, end: float) -> bool:
-    # Media times here are sums of steps: a nanosecond of overlap is float error, not data.
+def _overlaps(
+    spans: list[tuple[float, float]], start: float, end: float, last: bool = False
+) -> bool:
+    """Whether a span, or an instant, lies in [start, end) (in [start, end] for the window the
+    session's end closed). A nanosecond of overlap is float error, not data."""
     e = 1e-9
-    return any((a < end - e and b > start + e) or (a == b and start <= a < end) for a, b in spans)
+    return any(
+        (a < end - e and b > start + e) or (a == b and start <= a and (a < end or last))
+        for a, b in spans
+    )
 
 
 class LiveRoom(RuleBasedStateMachine):
@@ -318,9 +324,14 @@ class LiveRoom(RuleBasedStateMachine):
         if not hasattr(self, "events"):
             return
         fresh, self.checked = self.events[self.checked :], len(self.events)
+        ends = [e for e in self.events if e.type == EventType.ENGAGEMENT_WINDOW]
+        final = ends[-1] if self.finished and ends else None  # closed by the session's end
         for e, data in self._windows(fresh):
             start, end = e.media_time.start, e.media_time.end
-            contributed = {p for p, spans in self.admitted.items() if _overlaps(spans, start, end)}
+            last = self.finished and e is final
+            contributed = {
+                p for p, spans in self.admitted.items() if _overlaps(spans, start, end, last)
+            }
             if self.reporting == "room":
                 assert data["room"]["participants"] <= len(contributed)
                 continue
@@ -329,13 +340,13 @@ class LiveRoom(RuleBasedStateMachine):
             on_time = {
                 p
                 for p, spans in self.on_time.items()
-                if p not in self.ever_gone and _overlaps(spans, start, end)
+                if p not in self.ever_gone and _overlaps(spans, start, end, last)
             }
             assert on_time <= reported, (start, on_time - reported)  # absent only if no data
             for p in reported:
                 # The voice detector's 32 ms windows may reach that far past the speech itself.
                 heard = [(a - WINDOW_S, b + WINDOW_S) for a, b in self.speech[p]]
-                if not _overlaps(heard, start, end):
+                if not _overlaps(heard, start, end, last):
                     block = data["participants"][p]
                     assert block["speaking_share"] == 0.0 and block["turns"] == 0, (p, start)
 

@@ -47,10 +47,11 @@ class SummaryBuilder:
         self._ends = array("d")
         self._engagement = array("d")
         self._valence = array("d")
-        self._runs: dict[str, list[list[int]]] = {}
-        """Per person, [first, last] window positions of each run of windows they were in; a
-        revoked person's are kept under their token (not their id), for a later erasure."""
-        self._shift_moments: list[Moment] = []
+        self._runs: dict[str, array[int]] = {}
+        """Per person, flat (first, last) window positions of each run of windows they were in;
+        a revoked person's are kept under their token (not their id), for a later erasure."""
+        # Sentiment shifts: window start and end, from and to valence (Moments built at the end).
+        self._shifts = array("d")
         self._speech_s: dict[str, float] = defaultdict(float)
         self._turns: dict[str, int] = defaultdict(int)
         # Per person and measure: [sum of value * weight, sum of weight] (constant memory).
@@ -69,11 +70,11 @@ class SummaryBuilder:
         self._valence.append(_nan(valence))
         length = w.end - w.start
         for p, r in w.participants.items():
-            runs = self._runs.setdefault(p, [])
-            if runs and runs[-1][1] == i - 1:
-                runs[-1][1] = i
+            runs = self._runs.setdefault(p, array("l"))
+            if runs and runs[-1] == i - 1:
+                runs[-1] = i
             else:
-                runs.append([i, i])
+                runs.extend((i, i))
             self._speech_s[p] += r.speaking_share * length
             self._turns[p] += r.turns
             stats = self._per_person[p]
@@ -96,34 +97,38 @@ class SummaryBuilder:
         self._speech_s.pop(participant, None)
         self._turns.pop(participant, None)
         self._per_person.pop(participant, None)
-        runs = self._runs.pop(participant, [])
+        runs = self._runs.pop(participant, array("l"))
         if token:
-            runs += self._runs.pop(token, [])
+            runs += self._runs.pop(token, array("l"))
         if not erased:
             if token and runs:
                 self._runs[token] = runs  # under the stand-in, never the id
             return
-        for first, last in runs:
+        for first, last in zip(runs[::2], runs[1::2], strict=True):
             for i in range(first, last + 1):
                 if not (math.isnan(self._engagement[i]) and math.isnan(self._valence[i])):
                     self.withdrawn += 1
                 self._engagement[i] = self._valence[i] = math.nan
             start, end = self._starts[first], self._ends[last]
-            self._shift_moments = [
-                m for m in self._shift_moments if not start <= m.media_time.start < end
-            ]
+            kept = [s for s in _fours(self._shifts) if not start <= s[0] < end]
+            self._shifts = array("d", [x for s in kept for x in s])
 
     def add_shift(self, start: float, end: float, shift: Shift) -> None:
-        direction = "up" if shift.delta > 0 else "down"
-        self._shift_moments.append(
-            Moment(
-                kind="sentiment_shift",
-                media_time=MediaTime(start=start, end=end),
-                value=round(shift.delta, 4),
-                description=f"room valence moved {direction} "
-                f"from {shift.from_valence:+.2f} to {shift.to_valence:+.2f}",
+        self._shifts.extend((start, end, shift.from_valence, shift.to_valence))
+
+    def _shift_moments(self) -> list[Moment]:
+        moments = []
+        for start, end, before, after in _fours(self._shifts):
+            moments.append(
+                Moment(
+                    kind="sentiment_shift",
+                    media_time=MediaTime(start=start, end=end),
+                    value=round(after - before, 4),
+                    description=f"room valence moved {'up' if after > before else 'down'} "
+                    f"from {before:+.2f} to {after:+.2f}",
+                )
             )
-        )
+        return moments
 
     def build(self, duration_s: float, dropped: dict[str, int]) -> SessionSummaryData:
         points = [
@@ -139,7 +144,7 @@ class SummaryBuilder:
             return p if named else self._names(p)
 
         moments = sorted(
-            engagement_moments(points) + self._shift_moments, key=lambda m: m.media_time.start
+            engagement_moments(points) + self._shift_moments(), key=lambda m: m.media_time.start
         )
         participants: dict[str, dict[str, float | None]] = {}
         if named:
@@ -180,6 +185,10 @@ class SummaryBuilder:
             participants=participants,
             dropped={k: v for k, v in sorted(dropped.items()) if v},
         )
+
+
+def _fours(values: array[float]) -> list[tuple[float, float, float, float]]:
+    return list(zip(values[::4], values[1::4], values[2::4], values[3::4], strict=True))
 
 
 def _nan(x: float | None) -> float:

@@ -28,6 +28,10 @@ from rapport.fusion.late_fusion import FusedAffect, Modality, ModalityEstimate, 
 
 _CAMERA = "\x00room-camera"  # scorer key of a shared camera; cannot clash with a participant id
 
+EPSILON_S = 1e-9
+"""Media times are sums of sample counts and steps: an overlap this small is float error, not data
+(a span ending at 7.000000000000001 s does not reach into the window from 7 s)."""
+
 TURN_GAP_S = 1.0
 """Speech after this much of one's own silence, or after someone else spoke, starts a new turn."""
 
@@ -204,7 +208,7 @@ class WindowAggregator:
                 self.late += count_late
                 continue
             overlap = min(end, win.end) - max(start, win.start)
-            if overlap > 0 or start == end:
+            if overlap > EPSILON_S or start == end:
                 yield win, max(0.0, overlap)
 
     def add_presence(self, participant: str, start: float, end: float) -> None:
