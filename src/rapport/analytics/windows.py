@@ -30,7 +30,7 @@ _CAMERA = "\x00room-camera"  # scorer key of a shared camera; cannot clash with 
 
 EPSILON_S = 1e-9
 """Media times are sums of sample counts and steps: an overlap this small is float error, not data
-(a span ending at 7.000000000000001 s does not reach into the window from 7 s)."""
+(a chunk starting at 6.999999999999999 s does not reach back into the window before 7 s)."""
 
 TURN_GAP_S = 1.0
 """Speech after this much of one's own silence, or after someone else spoke, starts a new turn."""

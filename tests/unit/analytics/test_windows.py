@@ -157,6 +157,16 @@ def test_speech_is_counted_up_to_where_a_session_ended_mid_window() -> None:
     assert w.silence_share == pytest.approx(0.5)
 
 
+def test_a_span_starting_a_float_hair_before_a_boundary_is_not_presence_before_it() -> None:
+    # Media times are sums of chunk lengths: bob's microphone, on from 7 s, sends its first chunk
+    # at 6.999999999999999 s. A nanosecond of overlap is float error: he was not in [6, 7).
+    agg = WindowAggregator(_settings(seconds=1.0))
+    agg.add_presence("ann", 0.0, 7.5)
+    agg.add_presence("bob", math.nextafter(7.0, 0.0), 7.5)
+    *_, w6, w7 = agg.flush(7.5)
+    assert set(w6.participants) == {"ann"} and set(w7.participants) == {"ann", "bob"}
+
+
 def test_someone_who_left_is_absent_from_later_windows_not_scored_zero() -> None:
     agg = WindowAggregator(_settings())
     for t in (0.0, 5.0):
