@@ -6,7 +6,6 @@ reports it in /healthz, and they stop with it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -85,10 +84,11 @@ def create_app(settings: Settings) -> FastAPI:
             outbox=outbox,
             recorder=recorder,
             runs=runs,
+            loops=Supervisor(RESTART_BACKOFF),
             rooms=Rooms(settings.livekit, db, runs) if settings.livekit.url else None,
         )
         app.state.rapport = st
-        loops = app.state.supervisor = Supervisor(RESTART_BACKOFF)
+        loops = st.loops
         loops.start("webhooks", outbox.run)
         if st.rooms is not None:
             loops.start("rooms", st.rooms.reconcile_forever)
@@ -99,11 +99,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await st.runs.shutdown()  # first: ending sessions still write to the outbox
             await loops.aclose()
-            for task in list(st.tasks):
-                task.cancel()
-            for task in list(st.tasks):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await db.close()
             pack.close()
 

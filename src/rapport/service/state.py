@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import Request, WebSocket
 
@@ -16,6 +14,7 @@ from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
 from rapport.service.rooms import Rooms
 from rapport.service.runs import Runs
+from rapport.service.supervise import Supervisor
 from rapport.store.db import Database
 
 
@@ -29,14 +28,10 @@ class State:
     outbox: Outbox
     recorder: Recorder
     runs: Runs
+    loops: Supervisor
+    """The background loops (webhooks, retention, rooms), restarted when they fail."""
     rooms: Rooms | None = None
     """LiveKit rooms (None when no LiveKit server is configured)."""
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
 
 def state(request: Request) -> State:

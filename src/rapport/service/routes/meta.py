@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from rapport import NOTICE, __version__
 from rapport.consent.policy import catalogue
 from rapport.service.api import ErasureOut
 from rapport.service.deps import App, Backend
 from rapport.service.retention import erase_subject
-from rapport.service.supervise import Supervisor
 
 router = APIRouter()
 
 
 @router.get("/healthz", tags=["meta"])
-async def health(request: Request) -> dict[str, Any]:
+async def health(st: App) -> dict[str, Any]:
     """`ok`, or `degraded` while a background loop (webhooks, retention, rooms) is not running:
     it failed and waits to be restarted. Each loop's state, restarts and last error type are
     listed. The answer is 200 either way: the API still serves, and restarting this process
     would not bring a database back."""
-    loops: Supervisor | None = getattr(request.app.state, "supervisor", None)
     return {
-        "status": "degraded" if loops is not None and loops.degraded else "ok",
+        "status": "degraded" if st.loops.degraded else "ok",
         "version": __version__,
-        "loops": loops.health() if loops is not None else {},
+        "loops": st.loops.health(),
     }
 
 
