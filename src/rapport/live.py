@@ -9,7 +9,8 @@ worker thread, in arrival order. The tap never waits for a model, and what waits
   leaves two ticks side by side removes the earlier one; a tick never moves before earlier media;
 - text and stream ends are kept (they come a few a second at most).
 
-Drops are counted (`dropped_video`, `dropped_audio`) and handed to the session's summary.
+Drops are counted (`dropped_video`, `dropped_audio`) and handed to the session's summary; the
+drops and the items waiting also go to the process's metrics (rapport/metrics.py).
 `finish(t)` ends after everything queued before it; nothing is accepted after it.
 """
 
@@ -23,9 +24,13 @@ from dataclasses import dataclass
 
 from rapport.events.schema import Event
 from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
+from rapport.metrics import ITEMS_DROPPED, LIVE_QUEUE
 from rapport.session import Session
 
 log = logging.getLogger(__name__)
+
+_DROPPED_VIDEO = ITEMS_DROPPED.labels("live_queue", "video_backlog")
+_DROPPED_AUDIO = ITEMS_DROPPED.labels("live_queue", "audio_backlog")
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,6 +75,7 @@ class _Backlog:
         self._video: deque[_Node] = deque()
         self._audio: dict[str, deque[tuple[_Node, int]]] = {}  # per stream: (node, samples)
         self._samples: dict[str, int] = {}
+        self._n = 0  # items linked: what the LIVE_QUEUE gauge holds of this backlog
         self.dropped_video = 0
         self.dropped_audio = 0
 
@@ -85,11 +91,14 @@ class _Backlog:
         node = _Node(item)
         node.prev, node.next = newest, self._root
         newest.next = self._root.prev = node
+        self._n += 1
+        LIVE_QUEUE.inc()
         if isinstance(item, VideoFrame):
             self._video.append(node)
             if len(self._video) > self._max_video:
                 self._drop(self._video.popleft())
                 self.dropped_video += 1
+                _DROPPED_VIDEO.inc()
         elif isinstance(item, AudioChunk):
             stream = item.participant
             nodes = self._audio.setdefault(stream, deque())
@@ -100,6 +109,7 @@ class _Backlog:
                 self._samples[stream] -= n
                 self._drop(old)
                 self.dropped_audio += 1
+                _DROPPED_AUDIO.inc()
 
     def take(self) -> LiveItem | _Finish | None:
         """The oldest item, removed; None when nothing waits."""
@@ -127,6 +137,8 @@ class _Backlog:
 
     def clear(self) -> None:
         self._root.prev = self._root.next = self._root
+        LIVE_QUEUE.dec(self._n)
+        self._n = 0
         self._video.clear()
         self._audio.clear()
         self._samples.clear()
@@ -137,10 +149,11 @@ class _Backlog:
         if isinstance(before.item, Tick) and isinstance(after.item, Tick):
             self._unlink(before)  # the later tick says all the earlier one did
 
-    @staticmethod
-    def _unlink(node: _Node) -> None:
+    def _unlink(self, node: _Node) -> None:
         node.prev.next = node.next
         node.next.prev = node.prev
+        self._n -= 1
+        LIVE_QUEUE.dec()
 
 
 class LiveSession:

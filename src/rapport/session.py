@@ -16,6 +16,8 @@ takes part in a window only through admitted items that cover it (see analytics/
 Purges (revocation, erasure) are applied at the start of every public call, never in the middle of
 one, so no state changes under an iteration; after a purge nothing about the person is left in the
 session's memory. The invariants are stated and checked in rapport/invariants.py.
+
+Metrics (rapport/metrics.py): each head call is timed per head, and each window emitted counted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from rapport.consent.gate import ConsentGate, Purge
 from rapport.events.bus import EventBus
 from rapport.events.schema import Event, EventType, SentimentShiftData, SessionStartedData
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, VideoFrame
+from rapport.metrics import INFERENCE_SECONDS, WINDOWS_EMITTED
 from rapport.pack import OfflinePack
 from rapport.perception import prosody
 from rapport.perception.face_stream import FaceStream
@@ -59,6 +62,11 @@ STALE_S = 2.0
 """A stream this far behind the others (it ended, or a camera went off) stops holding windows."""
 
 CLOCK = ("clock", "")
+
+_VAD = INFERENCE_SECONDS.labels("voice_activity")
+_VOICE_EMOTION = INFERENCE_SECONDS.labels("voice_emotion")
+_TEXT = INFERENCE_SECONDS.labels("text")
+_STT = INFERENCE_SECONDS.labels("speech_to_text")
 
 
 class _Microphone:
@@ -195,7 +203,9 @@ class Session:
         self._present(chunk.participant, chunk.t, chunk.end)
         mic = self._mic(chunk.participant)
         mic.remember(chunk)
-        for segment in mic.vad.push(chunk):
+        with _VAD.time():
+            segments = mic.vad.push(chunk)
+        for segment in segments:
             self._on_speech(mic, segment)
         pending = mic.vad.pending_since
         if self._live and pending is not None:
@@ -215,7 +225,9 @@ class Session:
         if not self._admit(utterance.participant, "text"):
             return
         self._cues.add(utterance)
-        self._windows.add_text(self._pack.text.score(utterance))
+        with _TEXT.time():
+            score = self._pack.text.score(utterance)
+        self._windows.add_text(score)
         self.counts["texts"] += 1
 
     def tick(self, t: float) -> None:
@@ -353,14 +365,17 @@ class Session:
             arousal, confidence = segment.arousal, segment.confidence
             valence = None
             if self._pack.voice_emotion is not None:
-                scored = self._pack.voice_emotion.score(mic.samples(start, end))
+                samples = mic.samples(start, end)
+                with _VOICE_EMOTION.time():
+                    scored = self._pack.voice_emotion.score(samples)
                 valence, arousal, confidence = scored if scored else (None, None, 0.0)
             elif mic.owner is None and self._cues.multi:
                 arousal, confidence = self._speaker_arousal(mic, who, start, end)
             self._windows.add_speech(SpeechSegment(who, start, end, arousal, confidence, valence))
         if self._stt is not None:
             samples = mic.samples(segment.start, segment.end)
-            utterance = self._stt.transcribe(segment.participant, segment.start, samples)
+            with _STT.time():
+                utterance = self._stt.transcribe(segment.participant, segment.start, samples)
             if utterance is not None:
                 self._push_text(utterance)
 
@@ -410,6 +425,7 @@ class Session:
             turns_window(w, self._reporting, self._names, hidden=hidden),
         )
         self._summary.add_window(w, engagement, valence)
+        WINDOWS_EMITTED.inc()
         shift = self._shifts.update(valence)
         if shift is not None:
             self._bus.emit(

@@ -17,6 +17,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from prometheus_client import REGISTRY
 
 from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
 from rapport.live import EndStream, LiveItem, LiveSession, Tick
@@ -116,6 +117,27 @@ def test_items_in_order_oldest_video_dropped_past_the_backlog_and_nothing_after_
     ]
     assert live.dropped_video == 3
     assert session.threads == {"live-test"}
+
+
+def test_what_waits_and_what_is_dropped_are_metrics() -> None:
+    def depth() -> float:
+        return REGISTRY.get_sample_value("rapport_live_queue_items") or 0.0
+
+    def dropped() -> float:
+        labels = {"stage": "live_queue", "reason": "video_backlog"}
+        return REGISTRY.get_sample_value("rapport_items_dropped_total", labels) or 0.0
+
+    depth0, dropped0 = depth(), dropped()
+    live, release = _held(max_backlog=2)
+    for i in range(5):
+        live.put(_frame(float(i)))
+    live.put(Tick(5.0))
+    live.put(Tick(6.0))  # coalesced with the one before
+    assert depth() - depth0 == len(live.waiting()) == 3
+    assert dropped() - dropped0 == live.dropped_video == 3
+    live.finish(7.0)
+    release()
+    assert depth() == depth0  # taken, or let go of at the end
 
 
 def test_a_full_video_backlog_drops_its_oldest_frame_not_the_newest() -> None:

@@ -10,7 +10,8 @@ Counters are kept per person only for people who gave a consent in this session:
 never did is counted in the totals alone, never by name. Revocation and erasure both stop
 admission at once and ask the session to purge the person (`take_purges`). Erasure goes further:
 the gate then forgets the person too (their counters leave the per-person table; the totals keep
-the numbers without a name), and refuses them as having no consent.
+the numbers without a name), and refuses them as having no consent. The totals also go to the
+process's metrics (rapport/metrics.py), by modality and reason only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from rapport.metrics import ITEMS_ADMITTED, ITEMS_DROPPED
 
 Modality = str  # "face" | "voice" | "text"
 
@@ -142,8 +145,11 @@ class ConsentGate:
                     self._dropped[person][reason] += 1
             if reason is None and people:
                 self._admitted_total[modality] += 1
+                ITEMS_ADMITTED.labels(modality).inc()
                 return True
-            self._dropped_total[reason or "no_consent"] += 1
+            reason = reason or "no_consent"
+            self._dropped_total[reason] += 1
+            ITEMS_DROPPED.labels("gate", reason).inc()
             return False
 
     def take_purges(self) -> list[Purge]:

@@ -5,12 +5,14 @@ loses none. A worker claims due messages with a lease; a worker killed mid-deliv
 lease to expire and the message is delivered again, with the same webhook-id (receivers
 de-duplicate on it). 2xx delivers; 410 disables the endpoint; anything else retries on the policy's
 schedule (honouring Retry-After) until it is exhausted and the message is dead-lettered.
+Attempts, dead letters and the lag from emitted_at to a 2xx are metrics (rapport/metrics.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -26,6 +28,7 @@ from rapport.config import WebhookSettings
 from rapport.events import webhook_signing
 from rapport.events.retry import RetryPolicy, parse_retry_after
 from rapport.events.ssrf import Resolver, UnsafeUrl, check_url, system_resolver
+from rapport.metrics import EVENT_LAG, WEBHOOK_ATTEMPTS, WEBHOOK_DEAD
 from rapport.store.db import Database
 from rapport.store.tables import WebhookEndpoint, WebhookMessage
 
@@ -36,6 +39,15 @@ PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def emitted_lag(body: bytes | str, at: datetime) -> float | None:
+    """Seconds from an event's `emitted_at` (in its JSON body) to `at`; None if it has none."""
+    try:
+        emitted = datetime.fromisoformat(json.loads(body)["emitted_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (at - emitted).total_seconds()
 
 
 def active_secrets(endpoint: WebhookEndpoint, at: datetime) -> list[str]:
@@ -141,11 +153,13 @@ class Outbox:
             return
         if endpoint.disabled_at is not None:
             await self._finish(msg_id, DEAD, None, f"endpoint disabled: {endpoint.disabled_reason}")
+            WEBHOOK_DEAD.labels("endpoint_disabled").inc()
             return
         try:
             await asyncio.to_thread(self.check, endpoint.url)
         except UnsafeUrl as e:
             await self._finish(msg_id, DEAD, None, str(e))
+            WEBHOOK_DEAD.labels("unsafe_url").inc()
             return
         body = msg.body.encode()
         signed = webhook_signing.headers(
@@ -165,11 +179,17 @@ class Outbox:
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}".strip()
         if error is None:
+            WEBHOOK_ATTEMPTS.labels("delivered").inc()
+            lag = emitted_lag(body, now())
+            if lag is not None:
+                EVENT_LAG.labels("webhook").observe(lag)
             self.delivered += 1
             await self._finish(msg_id, DELIVERED, status, None)
         elif status == 410:
+            WEBHOOK_ATTEMPTS.labels("gone").inc()
             await self._disable(endpoint.id, "the receiver answered 410 Gone")
         else:
+            WEBHOOK_ATTEMPTS.labels("network_error" if status is None else "http_error").inc()
             await self._retry(msg_id, msg.attempts + 1, status, error, retry_after)
 
     async def _finish(self, msg_id: str, state: str, status: int | None, error: str | None) -> None:
@@ -195,6 +215,7 @@ class Outbox:
                 last_error=f"{error} (retries exhausted)",
                 finished_at=now(),
             )
+            WEBHOOK_DEAD.labels("retries_exhausted").inc()
             return
         await self._update(
             msg_id,
@@ -222,7 +243,7 @@ class Outbox:
                 .where(WebhookEndpoint.id == endpoint_id)
                 .values(disabled_at=t, disabled_reason=reason)
             )
-            await s.execute(
+            dead = await s.execute(
                 update(WebhookMessage)
                 .where(WebhookMessage.endpoint_id == endpoint_id, WebhookMessage.status == PENDING)
                 .values(
@@ -233,3 +254,4 @@ class Outbox:
                     finished_at=t,
                 )
             )
+        WEBHOOK_DEAD.labels("gone").inc(max(0, getattr(dead, "rowcount", 0) or 0))

@@ -2,7 +2,8 @@
 
 `publish` never waits: a connection whose queue is full is cut off (its `cut` is set and the
 route closes it with CLOSE_TOO_SLOW), so one slow consumer neither slows the others nor grows
-memory. Events are serialised once and shared by every connection.
+memory. Events are serialised once and shared by every connection. The subscribed connections
+are a gauge (rapport/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
+
+from rapport.metrics import WEBSOCKET_CONNECTIONS
 
 CLOSE_TOO_SLOW = 4408
 """Close code for a consumer that fell `websocket.queue_size` events behind; it may resume."""
@@ -38,12 +41,15 @@ class EventHub:
     def subscribe(self, session_id: str) -> Subscription:
         sub = Subscription(session_id, asyncio.Queue(self._queue_size))
         self._subs[session_id].add(sub)
+        WEBSOCKET_CONNECTIONS.inc()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Idempotent: a connection cut off here is unsubscribed again by its route."""
         subs = self._subs.get(sub.session_id)
-        if subs is not None:
+        if subs is not None and sub in subs:
             subs.discard(sub)
+            WEBSOCKET_CONNECTIONS.dec()
             if not subs:
                 del self._subs[sub.session_id]
 

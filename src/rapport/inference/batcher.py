@@ -6,6 +6,9 @@ different models run at the same time. A batch runs when it holds max_batch item
 oldest item has waited max_delay_ms, never later. The queue is bounded: items with a `stream` key
 (video) are droppable, the newest of a stream wins and, when the queue is full, the stalest keyed
 item makes room; un-keyed items (audio, text: never lost) wait for room instead.
+
+Metrics (rapport/metrics.py), labelled by the batcher's name (a model: a fixed few per process):
+batch sizes and times, the queue's depth, and drops.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
+
+from rapport.metrics import BATCH_SECONDS, BATCH_SIZE, ENGINE_QUEUE, ITEMS_DROPPED
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -128,6 +133,9 @@ class MicroBatcher(Generic[T, R]):
             ("submitted", "batches", "items_run", "dropped_stale", "dropped_full", "errors"), 0
         )
         self._closed = False
+        self._depth = ENGINE_QUEUE.labels(name)
+        self._batch_size = BATCH_SIZE.labels(name)
+        self._batch_seconds = BATCH_SECONDS.labels(name)
         self._worker = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._worker.start()
 
@@ -149,6 +157,7 @@ class MicroBatcher(Generic[T, R]):
                 if self._closed:
                     raise BatcherClosed(f"batcher {self.name} is closed")
             self._queue.append(_Item(item, stream, self._clock.now(), future))
+            self._depth.set(len(self._queue))
             self._counts["submitted"] += 1
             self._cond.notify_all()
         return future
@@ -161,6 +170,7 @@ class MicroBatcher(Generic[T, R]):
         with self._cond:
             self._closed = True
             pending, self._queue = list(self._queue), deque()
+            self._depth.set(0)
             self._cond.notify_all()
         for item in pending:
             if not item.future.cancelled():
@@ -176,7 +186,9 @@ class MicroBatcher(Generic[T, R]):
 
     def _drop(self, item: _Item[T, R], reason: str) -> None:
         self._queue.remove(item)
+        self._depth.set(len(self._queue))
         self._counts[f"dropped_{reason}"] += 1
+        ITEMS_DROPPED.labels("engine", reason).inc()
         if not item.future.cancelled():
             item.future.set_exception(Dropped(reason))
         self._cond.notify_all()
@@ -196,6 +208,7 @@ class MicroBatcher(Generic[T, R]):
                     if wait <= 1e-9:  # (float sums of clock steps land a hair short)
                         n = min(self._max_batch, len(self._queue))
                         batch = [self._queue.popleft() for _ in range(n)]
+                        self._depth.set(len(self._queue))
                         self._cond.notify_all()  # room for blocked submitters
                         return batch
                     self._clock.wait(self._cond, wait)
@@ -208,6 +221,8 @@ class MicroBatcher(Generic[T, R]):
             batch = [i for i in batch if i.future.set_running_or_notify_cancel()]
             if not batch:
                 continue
+            self._batch_size.observe(len(batch))
+            began = time.perf_counter()
             try:
                 results: Sequence[R | BaseException] = self._run([i.value for i in batch])
                 if len(results) != len(batch):
@@ -216,6 +231,7 @@ class MicroBatcher(Generic[T, R]):
                     )
             except Exception as e:  # the batch's own failure: every item in it gets it
                 results = [e] * len(batch)
+            self._batch_seconds.observe(time.perf_counter() - began)
             errors = 0
             for item, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):

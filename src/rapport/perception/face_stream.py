@@ -1,16 +1,22 @@
 """The face head over one video stream: detect, track, classify, smooth, reduce to one summary.
 
 Per-face results never leave this module: a frame comes out as counts and means over its faces.
+Detection (every frame) and classification (frames with a face) are timed per head in the
+process's metrics (rapport/metrics.py).
 """
 
 from __future__ import annotations
 
 from rapport.config import FaceSettings, SmoothingSettings
-from rapport.frames import FrameSummary, VideoFrame
+from rapport.frames import Expression, FrameSummary, VideoFrame
 from rapport.fusion.smoothing import ExpressionSmoother
 from rapport.labels import NEUTRAL_INDEX
+from rapport.metrics import INFERENCE_SECONDS
 from rapport.perception.faces import FaceDetector, FaceTracker
 from rapport.perception.heads import ExpressionHead
+
+_DETECTION = INFERENCE_SECONDS.labels("face_detection")
+_EXPRESSION = INFERENCE_SECONDS.labels("face_expression")
 
 
 class FaceStream:
@@ -36,16 +42,21 @@ class FaceStream:
         self.dropped = 0
 
     def process(self, frame: VideoFrame) -> FrameSummary:
-        update = self._tracker.update(frame.t, self._detector.detect(frame.rgb))
+        with _DETECTION.time():
+            detections = self._detector.detect(frame.rgb)
+        update = self._tracker.update(frame.t, detections)
         for track_id in update.ended:
             del self._smoothers[track_id]
         for track_id, _ in update.slots:
             if track_id not in self._smoothers:
                 self._smoothers[track_id] = ExpressionSmoother.from_settings(self._smoothing)
         present = [(tid, d) for tid, d in update.slots if d is not None]
-        expressions = self._classifier.classify(
-            frame.rgb, [d.box for _, d in present], stream=self._stream
-        )
+        expressions: list[Expression | None] = []
+        if present:
+            with _EXPRESSION.time():
+                expressions = self._classifier.classify(
+                    frame.rgb, [d.box for _, d in present], stream=self._stream
+                )
         valence: list[float] = []
         arousal: list[float] = []
         expressive: list[float] = []

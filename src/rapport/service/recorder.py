@@ -10,9 +10,13 @@ from sqlalchemy import select
 from rapport.events.schema import Event, EventType
 from rapport.events.webhooks import PENDING, Outbox, now
 from rapport.events.websocket import EventHub, Outgoing
+from rapport.metrics import EVENT_LAG
 from rapport.store.db import Database
 from rapport.store.tables import Event as EventRow
 from rapport.store.tables import WebhookEndpoint, WebhookMessage
+
+_PUBLISHED = EVENT_LAG.labels("published")
+"""From emitted_at to stored and queued to the WebSocket connections."""
 
 
 class Recorder:
@@ -55,4 +59,5 @@ class Recorder:
                 )
         final = event.type == EventType.SESSION_SUMMARY
         self._hub.publish(event.session_id, Outgoing(event.seq, body, final))
+        _PUBLISHED.observe((now() - event.emitted_at).total_seconds())
         self._outbox.wake()

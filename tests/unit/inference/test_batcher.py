@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from prometheus_client import REGISTRY
 
 from rapport.inference.batcher import (
     BatcherClosed,
@@ -243,3 +244,28 @@ def test_video_older_than_max_age_is_dropped_audio_is_not() -> None:
     finally:
         gate.set()
         b.close()
+
+
+def test_batches_queue_depth_and_drops_are_metrics() -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    model = {"model": "metrics-test"}
+    stale = {"stage": "engine", "reason": "stale"}
+    before = sample("rapport_items_dropped_total", **stale)
+    clock = VirtualClock()
+    with MicroBatcher(
+        lambda xs: xs, name="metrics-test", max_batch=8, max_delay_ms=10, clock=clock
+    ) as b:
+        b.submit(1, stream="cam")
+        last = b.submit(2, stream="cam")  # the first is stale now
+        b.submit(3)
+        assert sample("rapport_engine_queue_items", **model) == 2
+        clock.advance(0.01)
+        assert last.result(5) == 2
+        wait_until(lambda: b.stats().batches == 1, 5, "the batch to be counted")
+    assert sample("rapport_items_dropped_total", **stale) - before == 1
+    assert sample("rapport_engine_queue_items", **model) == 0
+    assert sample("rapport_engine_batch_size_count", **model) == 1
+    assert sample("rapport_engine_batch_size_sum", **model) == 2
+    assert sample("rapport_engine_batch_seconds_count", **model) == 1
