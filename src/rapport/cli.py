@@ -267,9 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The service logs its work at INFO; other commands talk through the console and log only
     # what goes wrong. Either way a line keeps its structured fields (rapport.logs).
-    configure_logging(logging.INFO if args.command == "serve" else logging.WARNING)
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    configure_logging(level)
     try:
         settings = load_settings(args.config)
+        configure_logging(level, fmt=settings.logging.format)  # text until settings are read
         if args.command == "analyze":
             return _analyze(args, settings)
         if args.command == "demo":

@@ -122,6 +122,17 @@ class ServiceSettings(_Section):
         description="Kernel send buffer per connection (SO_SNDBUF); null: the kernel's autotuning "
         "(up to MBs per stalled WebSocket consumer).",
     )
+    metrics: bool = Field(
+        True,
+        description="Serve Prometheus metrics at /metrics (no key: keep it off public networks).",
+    )
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="text: the message, then key=value fields; json: one JSON object per line.",
+    )
 
 
 class WebSocketSettings(_Section):
@@ -236,6 +247,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     engine: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
+    logging: LoggingSettings = LoggingSettings()
     websocket: WebSocketSettings = WebSocketSettings()
     webhooks: WebhookSettings = WebhookSettings()
     retention: RetentionSettings = RetentionSettings()

@@ -4,13 +4,16 @@ Code logs a fixed message and puts values in `extra=` (`log.exception("session f
 extra={"session_id": ...})`); the standard formatter prints only the message and drops them.
 This one writes them after the message as key=value, on the same line, so a line can be grepped
 by field and split by a log shipper; an exception's traceback still follows on its own lines.
+`JsonFormatter` (setting `logging.format: json`) writes one JSON object per line instead, for log
+shippers that parse JSON: time, level, logger, message, the fields, and any traceback as a string.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -54,15 +57,46 @@ class FieldsFormatter(logging.Formatter):
         return line
 
 
+class JsonFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "message", <fields>..., "exception"?, "stack"?}` on one line.
+
+    time is ISO 8601 UTC with milliseconds; a field that is not JSON is written as its str(); a
+    field named like one of the keys above is written as `field_<name>` (the record's own wins).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for k, v in fields(record).items():
+            out[f"field_{k}" if k in _JSON_KEYS else k] = v
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+_JSON_KEYS = frozenset({"time", "level", "logger", "message", "exception", "stack"})
+
+LogFormat = Literal["text", "json"]
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """Marks the handler `configure` installed, so that configuring again replaces it."""
 
 
-def configure(level: int, stream: TextIO | None = None) -> None:
-    """Root logging for a `rapport` command: one handler (stderr by default) with the fields.
-    Handlers installed by others (a test runner's) are left in place."""
+def configure(level: int, stream: TextIO | None = None, fmt: LogFormat = "text") -> None:
+    """Root logging for a `rapport` command: one handler (stderr by default) with the fields, as
+    text or JSON lines. Configuring again replaces it; handlers installed by others (a test
+    runner's) are left in place."""
     handler = _Handler(stream)
-    handler.setFormatter(FieldsFormatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else FieldsFormatter(FORMAT))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

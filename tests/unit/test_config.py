@@ -47,3 +47,14 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_shipped_yaml_lists_exactly_the_built_in_defaults() -> None:
     assert load_settings(REPO / "configs" / "default.yaml") == load_settings(None)
+
+
+def test_json_logs_and_no_metrics_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).logging.format == "text" and load_settings(None).service.metrics
+    monkeypatch.setenv("RAPPORT_LOGGING__FORMAT", "json")
+    monkeypatch.setenv("RAPPORT_SERVICE__METRICS", "false")
+    s = load_settings(None)
+    assert s.logging.format == "json" and not s.service.metrics
+    monkeypatch.setenv("RAPPORT_LOGGING__FORMAT", "xml")
+    with pytest.raises(InputError, match=r"logging\.format"):
+        load_settings(None)

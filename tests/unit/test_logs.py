@@ -1,15 +1,17 @@
 """Log lines carry their structured fields (`extra=`) as key=value after the message, on one
-line; the standard LogRecord attributes stay out, and exceptions are still printed."""
+line; the standard LogRecord attributes stay out, and exceptions are still printed. As JSON, a
+line is one object with the same fields, and the traceback a string in it."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from rapport.logs import QUIET, FieldsFormatter, configure
+from rapport.logs import QUIET, FieldsFormatter, JsonFormatter, configure
 
 
 def record(msg: str, *, exc: BaseException | None = None, **extra: object) -> logging.LogRecord:
@@ -97,4 +99,53 @@ def test_chatty_libraries_log_warnings_only(logging_restored: None) -> None:
     assert [line.split(" ", 3)[3] for line in out.getvalue().splitlines()] == [
         "httpx kept",
         "rapport.service.rooms bot joining room",
+    ]
+
+
+def test_json_lines_hold_the_record_and_its_fields() -> None:
+    r = record("session failed", session_id="ses_01", n=3, ratio=0.5, none=None, path=io)
+    r.created = 1_780_000_000.123
+    line = JsonFormatter().format(r)
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": "2026-05-28T20:26:40.123+00:00",
+        "level": "ERROR",
+        "logger": "rapport.test",
+        "message": "session failed",
+        "session_id": "ses_01",
+        "n": 3,
+        "ratio": 0.5,
+        "none": None,
+        "path": str(io),  # not JSON: its str()
+    }
+
+
+def test_json_keeps_its_own_keys_and_renames_a_field_that_clashes() -> None:
+    out = json.loads(JsonFormatter().format(record("odd\nmessage", level="x", logger="y")))
+    assert out["message"] == "odd\nmessage" and out["level"] == "ERROR"
+    assert out["field_level"] == "x" and out["field_logger"] == "y"
+
+
+def test_json_puts_the_traceback_in_one_string_field() -> None:
+    try:
+        raise ConnectionError("database went away")
+    except ConnectionError as e:
+        r = record("background loop failed", exc=e, loop="webhooks")
+    line = JsonFormatter().format(r)
+    assert len(line.splitlines()) == 1
+    out = json.loads(line)
+    assert out["loop"] == "webhooks"
+    assert out["exception"].startswith("Traceback (most recent call last):")
+    assert out["exception"].endswith("ConnectionError: database went away")
+
+
+def test_configure_json_writes_one_object_per_line(logging_restored: None) -> None:
+    out = io.StringIO()
+    configure(logging.INFO, out, fmt="json")
+    logging.getLogger("rapport.service.runs").info("session ended", extra={"session_id": "s"})
+    logging.getLogger("rapport.service.runs").info("and another")
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [(x["message"], x.get("session_id")) for x in lines] == [
+        ("session ended", "s"),
+        ("and another", None),
     ]

@@ -21,6 +21,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     config = uvicorn.Config(
         create_app(settings),
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go to the root handler: logging.format applies
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )
