@@ -1,7 +1,7 @@
 """The FastAPI application. Everything heavy (database migrations, signing keys, models) is set
 up in the lifespan, never at import; background loops (webhook delivery, retention, room repair)
 run under the lifespan's supervisor (service/supervise.py), which restarts a loop that fails and
-reports it in /healthz, and they stop with it."""
+reports it in /healthz and /readyz, and they stop with it."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
 from rapport.service.rooms import Rooms
-from rapport.service.routes import consents, events, livekit, meta, sessions, webhooks
+from rapport.service.routes import consents, events, livekit, meta, ops, sessions, webhooks
 from rapport.service.runs import Runs
 from rapport.service.state import State
 from rapport.service.supervise import Backoff, Supervisor
@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             runs=runs,
             loops=Supervisor(RESTART_BACKOFF),
             rooms=Rooms(settings.livekit, db, runs) if settings.livekit.url else None,
+            pack=pack,
         )
         app.state.rapport = st
         loops = st.loops
@@ -110,6 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (meta, consents, sessions, webhooks, events, livekit):
+    for module in (ops, meta, consents, sessions, webhooks, events, livekit):
         app.include_router(module.router)
     return app

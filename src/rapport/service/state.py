@@ -10,6 +10,7 @@ from rapport.config import Settings
 from rapport.consent.store import ConsentLog
 from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
+from rapport.pack import OfflinePack
 from rapport.service.auth import Tokens
 from rapport.service.recorder import Recorder
 from rapport.service.rooms import Rooms
@@ -32,6 +33,8 @@ class State:
     """The background loops (webhooks, retention, rooms), restarted when they fail."""
     rooms: Rooms | None = None
     """LiveKit rooms (None when no LiveKit server is configured)."""
+    pack: OfflinePack | None = None
+    """The models every session shares (loaded in the lifespan; /readyz checks them)."""
 
 
 def state(request: Request) -> State:

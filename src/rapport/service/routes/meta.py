@@ -1,4 +1,5 @@
-"""Health, the consent-signing public keys, the purpose catalogue, and subject erasure."""
+"""The consent-signing public keys, the purpose catalogue, and subject erasure (health and
+metrics: routes/ops.py)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from rapport import NOTICE, __version__
+from rapport import NOTICE
 from rapport.consent.policy import catalogue
 from rapport.service.api import ErasureOut
 from rapport.service.deps import App, Backend
 from rapport.service.retention import erase_subject
 
 router = APIRouter()
-
-
-@router.get("/healthz", tags=["meta"])
-async def health(st: App) -> dict[str, Any]:
-    """`ok`, or `degraded` while a background loop (webhooks, retention, rooms) is not running:
-    it failed and waits to be restarted. Each loop's state, restarts and last error type are
-    listed. The answer is 200 either way: the API still serves, and restarting this process
-    would not bring a database back."""
-    return {
-        "status": "degraded" if st.loops.degraded else "ok",
-        "version": __version__,
-        "loops": st.loops.health(),
-    }
 
 
 @router.get("/.well-known/rapport-keys.json", tags=["consents"])
