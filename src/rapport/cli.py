@@ -77,7 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     kc = ksub.add_parser("create", help="create an API key (shown once)")
     kc.add_argument("name", help="who the key is for, e.g. the backend's name")
-    ksub.add_parser("list", help="list API keys (ids and names; never the keys)")
+    kc.add_argument(
+        "--project",
+        default="default",
+        help="the project it belongs to; it reaches nothing of another (default: default)",
+    )
+    kc.add_argument(
+        "--scope",
+        choices=("read", "backend", "admin"),
+        default="backend",
+        help="read: GET only; backend: sessions, consents, tokens, erasure; "
+        "admin: also webhook endpoints (default: backend)",
+    )
+    kl = ksub.add_parser("list", help="list API keys (ids, projects, scopes; never the keys)")
+    kl.add_argument("--project", help="only this project's keys")
     kr = ksub.add_parser("revoke", help="revoke an API key at once")
     kr.add_argument("key_id", help="e.g. key_0123456789abcdef")
     ksub.add_parser(
@@ -286,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rapport.service.server import keys
 
             arg = getattr(args, "name", None) or getattr(args, "key_id", None)
-            for line in keys(settings, args.keys_command, arg):
+            project, scope = getattr(args, "project", None), getattr(args, "scope", "backend")
+            for line in keys(settings, args.keys_command, arg, project, scope):
                 print(line)
             return 0
         from rapport.events.schema import schema_text

@@ -115,7 +115,30 @@ class ServiceSettings(_Section):
         default_factory=list,
         description="Browser Origins allowed on the WebSocket; clients sending no Origin pass.",
     )
-    token_ttl_s: float = Field(900, gt=0, le=86400, description="Life of a dashboard token.")
+    token_ttl_s: float = Field(
+        900,
+        gt=0,
+        le=86400,
+        description="Life of a dashboard token; a token claiming a longer life is refused.",
+    )
+    key_check_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How soon WebSocket connections of a revoked API key are closed (4401).",
+    )
+    max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        le=64 * 2**20,
+        description="Largest request body (413 above it, refused before authentication).",
+    )
+    max_header_bytes: int = Field(
+        16_384,
+        ge=4096,
+        le=2**20,
+        description="Largest request header block (the connection is refused above it).",
+    )
     send_buffer_bytes: int | None = Field(
         None,
         ge=4096,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rapport.errors import InputError
 
@@ -23,7 +23,8 @@ EU = frozenset({
     "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 })
 # fmt: on
-SETTINGS = frozenset({"consumer", "workplace", "education", "healthcare", "research"})
+Setting = Literal["consumer", "workplace", "education", "healthcare", "research"]
+SETTINGS: frozenset[str] = frozenset(get_args(Setting))
 PROHIBITED_IN_EU = frozenset({"workplace", "education"})
 _JURISDICTION = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3}){0,2}")
 

@@ -16,6 +16,8 @@ from rapport.metrics import WEBSOCKET_CONNECTIONS
 
 CLOSE_TOO_SLOW = 4408
 """Close code for a consumer that fell `websocket.queue_size` events behind; it may resume."""
+CLOSE_KEY_REVOKED = 4401
+"""Close code for a connection whose API key (or the key that minted its token) was revoked."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,7 +32,10 @@ class Outgoing:
 class Subscription:
     session_id: str
     queue: asyncio.Queue[Outgoing]
+    key_id: str | None = None
+    """The API key the connection was authorised by (directly or through a token)."""
     cut: asyncio.Event = field(default_factory=asyncio.Event)
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class EventHub:
@@ -38,8 +43,8 @@ class EventHub:
         self._queue_size = queue_size
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
 
-    def subscribe(self, session_id: str) -> Subscription:
-        sub = Subscription(session_id, asyncio.Queue(self._queue_size))
+    def subscribe(self, session_id: str, key_id: str | None = None) -> Subscription:
+        sub = Subscription(session_id, asyncio.Queue(self._queue_size), key_id)
         self._subs[session_id].add(sub)
         WEBSOCKET_CONNECTIONS.inc()
         return sub
@@ -62,6 +67,16 @@ class EventHub:
             except asyncio.QueueFull:
                 sub.cut.set()
                 self.unsubscribe(sub)
+
+    def revoke_keys(self, key_ids: set[str]) -> int:
+        """Marks every connection authorised by one of these keys; returns how many."""
+        hit = 0
+        for subs in self._subs.values():
+            for sub in subs:
+                if sub.key_id in key_ids and not sub.revoked.is_set():
+                    sub.revoked.set()
+                    hit += 1
+        return hit
 
     def connections(self, session_id: str) -> int:
         return len(self._subs.get(session_id, ()))

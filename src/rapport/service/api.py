@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from rapport.consent.policy import PURPOSES
+from rapport.consent.policy import PURPOSES, Setting
+from rapport.service.text import check_text
 
 Modality = Literal["face", "voice", "text"]
 Ident = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -25,10 +34,24 @@ def known_purpose(code: str) -> str:
 
 
 class _In(BaseModel):
+    """A request body: unknown fields refused; every string (also in lists) under the one text
+    rule of service/text.py; `_multiline` names the free-text fields that may break lines."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _multiline: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, v: Any, info: ValidationInfo) -> Any:
+        multiline = info.field_name in cls._multiline
+        for item in v if isinstance(v, list) else (v,):
+            if isinstance(item, str):
+                check_text(item, multiline=multiline)
+        return v
 
 
 class ConsentIn(_In):
+    _multiline = frozenset({"purpose_text"})
     user_id: str = Ident
     session_id: str = Field(min_length=1, max_length=40)
     purpose: str = Field(min_length=1, max_length=64, description="A code from GET /v1/purposes.")
@@ -89,18 +112,24 @@ class ConsentOut(BaseModel):
 
 class SessionIn(_In):
     recording: str | None = Field(
-        None, description="Path of a recording under one of service.media_roots."
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Path of a recording under one of service.media_roots.",
     )
     room: str | None = Field(None, min_length=1, max_length=200, description="LiveKit room name.")
-    transcript: str | None = Field(None, description="Transcript of the recording (VTT/SRT/JSONL).")
+    transcript: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Transcript of the recording (VTT/SRT/JSONL).",
+    )
     participant: str | None = Field(
         None, min_length=1, max_length=200, description="Whose recording it is (their user id)."
     )
     purpose: str = Field(min_length=1, max_length=64)
     jurisdiction: str = Field(min_length=2, max_length=16)
-    setting: str | None = Field(
-        None, description="consumer, workplace, education, healthcare or research"
-    )
+    setting: Setting | None = None
     reporting: Literal["room", "participant"] = "room"
     speed: float = Field(
         0.0, ge=0, le=16, description="Recordings: 1 paces media as live; 0 as fast as possible."
@@ -144,9 +173,10 @@ class TokenOut(BaseModel):
 
 
 class WebhookIn(_In):
+    _multiline = frozenset({"description"})
     url: str = Field(min_length=1, max_length=2000)
-    event_types: list[str] = Field(
-        default_factory=list, description="Only these event types; empty: all."
+    event_types: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64, description="Only these event types; empty: all."
     )
     description: str = Field("", max_length=500)
 
@@ -174,7 +204,9 @@ class DeadLetter(BaseModel):
 
 
 class ReplayIn(_In):
-    ids: list[str] | None = Field(None, description="Messages to replay; omitted: all dead ones.")
+    ids: list[Annotated[str, Field(max_length=40)]] | None = Field(
+        None, max_length=10_000, description="Messages to replay; omitted: all dead ones."
+    )
 
 
 class ErasureOut(BaseModel):

@@ -22,7 +22,8 @@ from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import load_pack
 from rapport.service import errors
-from rapport.service.auth import Tokens
+from rapport.service.auth import Tokens, close_revoked_forever
+from rapport.service.limits import RequestLimits
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
 from rapport.service.rooms import Rooms
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
         loops.start("webhooks", outbox.run)
         if st.rooms is not None:
             loops.start("rooms", st.rooms.reconcile_forever)
+        loops.start("keys", lambda: close_revoked_forever(db, hub, settings.service.key_check_s))
         days, every = settings.retention.days, settings.retention.purge_interval_s
         loops.start("retention", lambda: purge_forever(db, days, every))
         try:
@@ -111,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.service.max_body_bytes)
     for module in (ops, meta, consents, sessions, webhooks, events, livekit):
         app.include_router(module.router)
     return app

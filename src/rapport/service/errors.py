@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport.errors import RapportError
@@ -52,6 +53,27 @@ def install(app: FastAPI) -> None:
         ]
         return JSONResponse(_body("invalid_request", message, fields=fields), 422)
 
+    @app.exception_handler(DataError)
+    async def _data(_: Request, e: DataError) -> JSONResponse:
+        # The input held a value the database refuses (a NUL, an out-of-range number): the
+        # validation rules should have caught it first; never a 500.
+        log.warning("database refused a value", extra={"error": type(e.orig).__name__})
+        return JSONResponse(_body("invalid_request", "a value is not accepted"), 422)
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(_: Request, e: IntegrityError) -> JSONResponse:
+        log.warning("database constraint", extra={"error": type(e.orig).__name__})
+        return JSONResponse(_body("conflict", "conflicts with the stored state; retry"), 409)
+
+    @app.exception_handler(OperationalError)
+    async def _unavailable(_: Request, e: OperationalError) -> JSONResponse:
+        log.error("database unavailable", extra={"error": type(e.orig).__name__})
+        return JSONResponse(
+            _body("unavailable", "the database is unavailable; retry later"),
+            503,
+            headers={"retry-after": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def _internal(_: Request, e: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=e)
@@ -59,5 +81,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            e.status_code, "http_error"
+        )
         return JSONResponse(_body(code, str(e.detail)), e.status_code, headers=e.headers)

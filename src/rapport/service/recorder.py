@@ -1,5 +1,6 @@
 """Where a session's events go in the service: stored, queued for every matching webhook endpoint
-in the same transaction (the outbox), then fanned out to the WebSocket connections."""
+of the session's project in the same transaction (the outbox), then fanned out to the WebSocket
+connections."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rapport.events.websocket import EventHub, Outgoing
 from rapport.metrics import EVENT_LAG
 from rapport.store.db import Database
 from rapport.store.tables import Event as EventRow
-from rapport.store.tables import WebhookEndpoint, WebhookMessage
+from rapport.store.tables import Session, WebhookEndpoint, WebhookMessage
 
 _PUBLISHED = EVENT_LAG.labels("published")
 """From emitted_at to stored and queued to the WebSocket connections."""
@@ -37,8 +38,12 @@ class Recorder:
                     created_at=t,
                 )
             )
+            project = select(Session.project).where(Session.id == event.session_id)
             endpoints = await s.scalars(
-                select(WebhookEndpoint).where(WebhookEndpoint.disabled_at.is_(None))
+                select(WebhookEndpoint).where(
+                    WebhookEndpoint.disabled_at.is_(None),
+                    WebhookEndpoint.project == project.scalar_subquery(),
+                )
             )
             for ep in endpoints:
                 if ep.event_types and str(event.type) not in ep.event_types:

@@ -45,9 +45,12 @@ async def purge_forever(db: Database, days: float, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id: str) -> ErasureOut:
+async def erase_subject(
+    db: Database, consents: ConsentLog, runs: Runs, project: str, user_id: str
+) -> ErasureOut:
+    mine = (Consent.project == project, Consent.user_id == user_id)
     async with db.session() as s:
-        rows = list(await s.scalars(select(Consent).where(Consent.user_id == user_id)))
+        rows = list(await s.scalars(select(Consent).where(*mine)))
     now = datetime.now(UTC)
     for session_id in sorted({c.session_id for c in rows}):  # processing stops first
         await runs.erase(session_id, user_id)
@@ -66,9 +69,11 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
 
     async def derive(s: AsyncSession, _: LogEntry) -> None:
         await s.execute(
-            update(ConsentLogEntry).where(ConsentLogEntry.seq.in_(seqs)).values(content=None)
+            update(ConsentLogEntry)
+            .where(ConsentLogEntry.project == project, ConsentLogEntry.seq.in_(seqs))
+            .values(content=None)
         )
-        await s.execute(delete(Consent).where(Consent.user_id == user_id))
+        await s.execute(delete(Consent).where(*mine))
         for row in await s.scalars(select(Session).where(Session.id.in_(sessions))):
             if row.counts:  # an ended session's counters, as stored
                 row.counts = without_person(row.counts, user_id)
@@ -77,7 +82,9 @@ async def erase_subject(db: Database, consents: ConsentLog, runs: Runs, user_id:
         deleted["events"] = int(getattr(ev, "rowcount", 0))
         deleted["deliveries"] = int(getattr(msg, "rowcount", 0))
 
-    entry = await consents.append("erasure", {"erased_seqs": seqs, "erased_at": iso(now)}, derive)
+    entry = await consents.append(
+        project, "erasure", {"erased_seqs": seqs, "erased_at": iso(now)}, derive
+    )
     return ErasureOut(
         user_id=user_id,
         consents_erased=len(rows),

@@ -12,7 +12,12 @@ from rapport.config import Settings
 from rapport.consent.records import KeyRing
 from rapport.errors import InputError
 from rapport.service.app import create_app, open_database
-from rapport.service.auth import create_api_key, list_api_keys, revoke_api_key
+from rapport.service.auth import (
+    DEFAULT_PROJECT,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
 
 
 def serve(settings: Settings, host: str | None, port: int | None) -> int:
@@ -21,6 +26,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     config = uvicorn.Config(
         create_app(settings),
         log_level="warning",
+        h11_max_incomplete_event_size=settings.service.max_header_bytes,
         log_config=None,  # uvicorn's loggers go to the root handler: logging.format applies
         ws_ping_interval=20,
         ws_ping_timeout=20,
@@ -65,8 +71,15 @@ def _listen(host: str, port: int, send_buffer: int | None) -> socket.socket:
     return sock
 
 
-def keys(settings: Settings, action: str, arg: str | None) -> list[str]:
-    """`rapport keys create NAME | list | revoke KEY_ID`: lines for stdout."""
+def keys(
+    settings: Settings,
+    action: str,
+    arg: str | None,
+    project: str | None = None,
+    scope: str = "backend",
+) -> list[str]:
+    """`rapport keys create NAME [--project P --scope S] | list [--project P] | revoke KEY_ID`:
+    lines for stdout."""
 
     if action == "rotate-signing":
         ring = KeyRing.rotate(settings.service.data_dir / "keys")
@@ -77,21 +90,22 @@ def keys(settings: Settings, action: str, arg: str | None) -> list[str]:
         try:
             if action == "create":
                 assert arg is not None
-                key_id, key = await create_api_key(db, arg)
+                row, key = await create_api_key(db, arg, project or DEFAULT_PROJECT, scope)
                 print(
-                    f"created {key_id} for {arg!r}; the key is shown only this once:",
+                    f"created {row.id} for {arg!r} in project {row.project!r} with scope "
+                    f"{row.scope!r}; the key is shown only this once:",
                     file=sys.stderr,
                 )
                 return [key]
             if action == "revoke":
                 assert arg is not None
-                if not await revoke_api_key(db, arg):
+                if await revoke_api_key(db, arg) is None:
                     raise InputError(f"no API key {arg!r} (see `rapport keys list`)")
                 return [f"revoked {arg}"]
             return [
-                f"{k.id}\t{k.name}\tcreated {k.created_at:%Y-%m-%d}"
+                f"{k.id}\t{k.project}\t{k.scope}\t{k.name}\tcreated {k.created_at:%Y-%m-%d}"
                 + (f"\trevoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "")
-                for k in await list_api_keys(db)
+                for k in await list_api_keys(db, project)
             ]
         finally:
             await db.close()

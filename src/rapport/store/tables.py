@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -36,9 +36,16 @@ class Base(DeclarativeBase):
     }
 
 
+PROJECT = String(64)
+"""Every row a caller can reach belongs to one project; no API key reaches another's."""
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(PROJECT, index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    """admin | backend | read (see service/scopes.py)"""
     name: Mapped[str] = mapped_column(String(200))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
@@ -46,17 +53,21 @@ class ApiKey(Base):
 
 
 class ConsentLogEntry(Base):
-    """The signed, hash-chained log; `seq` is unique, so two writers cannot fork the chain."""
+    """The signed, hash-chained log, one chain per project; (project, seq) is unique, so two
+    writers cannot fork a chain."""
 
     __tablename__ = "consent_log"
+    project: Mapped[str] = mapped_column(PROJECT, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16))
     content: Mapped[dict[str, Any] | None]
     content_hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
-    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64))
     kid: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (UniqueConstraint("entry_hash", name="uq_consent_log_entry_hash"),)
 
 
 class Consent(Base):
@@ -64,6 +75,7 @@ class Consent(Base):
 
     __tablename__ = "consents"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(PROJECT, index=True)
     user_id: Mapped[str] = mapped_column(String(200), index=True)
     session_id: Mapped[str] = mapped_column(String(40), index=True)
     purpose: Mapped[str] = mapped_column(String(64))
@@ -79,6 +91,7 @@ class Consent(Base):
 class Session(Base):
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(PROJECT, index=True)
     source_kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(Text)
     purpose: Mapped[str] = mapped_column(String(64))
@@ -109,6 +122,7 @@ class Event(Base):
 class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(PROJECT, index=True)
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     event_types: Mapped[list[Any]]

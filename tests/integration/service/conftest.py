@@ -57,9 +57,26 @@ class Service:
         self.config.write_text(yaml.safe_dump(settings))
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
-        out = self._cli("keys", "create", "tests")
+        out = self._cli("keys", "create", "tests", "--scope", "admin")
         self.key = out.strip().splitlines()[-1]
         self.http = httpx.Client(headers={"authorization": f"Bearer {self.key}"}, timeout=30)
+        self._clients: list[httpx.Client] = []
+
+    def new_key(self, project: str = "default", scope: str = "admin") -> tuple[str, str]:
+        """(key id, key) of a new API key; the id is read from `rapport keys list`."""
+        key = self._cli(
+            "keys", "create", f"{project}-{scope}", "--project", project, "--scope", scope
+        )
+        listed = self._cli("keys", "list", "--project", project).strip().splitlines()
+        key_id = listed[-1].split("\t")[0]
+        return key_id, key.strip().splitlines()[-1]
+
+    def client(self, key: str) -> httpx.Client:
+        """A client of this server that sends `key`; closed with the service's own."""
+        base = self.url or "http://127.0.0.1"
+        c = httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=30)
+        self._clients.append(c)
+        return c
 
     def _cli(self, *args: str) -> str:
         p = subprocess.run(
@@ -102,6 +119,8 @@ class Service:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        for c in self._clients:
+            c.close()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:

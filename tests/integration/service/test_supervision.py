@@ -34,7 +34,7 @@ def test_the_webhook_loop_recovers_from_a_database_outage(
     assert svc.health() == {
         "status": "ok",
         "version": __version__,
-        "loops": {"webhooks": RUNNING, "retention": RUNNING},
+        "loops": {"webhooks": RUNNING, "keys": RUNNING, "retention": RUNNING},
     }
     with webhook_receiver() as rx:
         assert svc.http.post("/v1/webhooks", json={"url": rx.url}).status_code == 201

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.consent.records import LogEntry
 from rapport.consent.store import iso
 from rapport.service.api import MAX_SEQ, ConsentIn, ConsentOut, Signature
-from rapport.service.deps import App, Backend
+from rapport.service.deps import App, Backend, Reader
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
 from rapport.service.runs import grant_of
@@ -34,10 +34,8 @@ def _signature(e: LogEntry) -> Signature:
     )
 
 
-async def _out(st: App, c: Consent) -> ConsentOut:
-    entry = await st.consents.entry(c.grant_seq)
-    revocation = await st.consents.entry(c.revoke_seq) if c.revoke_seq is not None else None
-    assert entry is not None and entry.content is not None
+def _consent_out(c: Consent, entry: LogEntry, revocation: LogEntry | None) -> ConsentOut:
+    assert entry.content is not None
     status = (
         "revoked"
         if c.revoked_at is not None
@@ -52,11 +50,33 @@ async def _out(st: App, c: Consent) -> ConsentOut:
     )
 
 
+async def _outs(st: App, cs: list[Consent]) -> list[ConsentOut]:
+    """The consents with their log entries, read in one query per project (never through the
+    log's writer)."""
+    out: list[ConsentOut] = []
+    by_project: dict[str, dict[int, LogEntry]] = {}
+    for project in {c.project for c in cs}:
+        mine = [c for c in cs if c.project == project]
+        seqs = {c.grant_seq for c in mine} | {
+            c.revoke_seq for c in mine if c.revoke_seq is not None
+        }
+        by_project[project] = await st.consents.by_seq(project, seqs)
+    for c in cs:
+        entries = by_project[c.project]
+        revocation = entries[c.revoke_seq] if c.revoke_seq is not None else None
+        out.append(_consent_out(c, entries[c.grant_seq], revocation))
+    return out
+
+
+async def _out(st: App, c: Consent) -> ConsentOut:
+    return (await _outs(st, [c]))[0]
+
+
 @router.post("", status_code=201, response_model=ConsentOut)
-async def record_consent(body: ConsentIn, st: App, _: Backend) -> ConsentOut:
+async def record_consent(body: ConsentIn, st: App, who: Backend) -> ConsentOut:
     async with st.db.session() as s:
         session = await s.get(Session, body.session_id)
-    if session is None:
+    if session is None or session.project != who.project:
         raise not_found("session", body.session_id)
     if session.status in ("ended", "failed", "interrupted"):
         raise ApiError(409, "session_ended", f"session {session.id} has {session.status}")
@@ -93,6 +113,7 @@ async def record_consent(body: ConsentIn, st: App, _: Backend) -> ConsentOut:
     }
     row = Consent(
         id=consent_id,
+        project=who.project,
         user_id=body.user_id,
         session_id=body.session_id,
         purpose=body.purpose,
@@ -108,28 +129,29 @@ async def record_consent(body: ConsentIn, st: App, _: Backend) -> ConsentOut:
         row.grant_seq = entry.seq
         s.add(row)
 
-    await st.consents.append("grant", record, derive)
+    entry = await st.consents.append(who.project, "grant", record, derive)
     st.runs.grant(body.session_id, grant_of(row))
-    return await _out(st, row)
+    return _consent_out(row, entry, None)
 
 
 @router.get("/log")
 async def export_log(
     st: App,
-    _: Backend,
+    who: Reader,
     after: int = Query(-1, ge=-1, lt=MAX_SEQ, description="Entries with seq greater than this."),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> dict[str, Any]:
-    """The signed log for audit, with the public keys that verify it."""
-    entries = await st.consents.entries(after, limit)
+    """The project's signed log (one chain per project) for audit, with the public keys that
+    verify it."""
+    entries = await st.consents.entries(who.project, after, limit)
     return {"entries": [e.to_dict() for e in entries], "keys": st.consents.keys.jwks()["keys"]}
 
 
 @router.get("/{consent_id}", response_model=ConsentOut)
-async def get_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
+async def get_consent(consent_id: str, st: App, who: Reader) -> ConsentOut:
     async with st.db.session() as s:
         c = await s.get(Consent, consent_id)
-    if c is None:
+    if c is None or c.project != who.project:
         raise not_found("consent", consent_id)
     return await _out(st, c)
 
@@ -137,29 +159,29 @@ async def get_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
 @router.get("", response_model=list[ConsentOut])
 async def list_consents(
     st: App,
-    _: Backend,
+    who: Reader,
     session_id: str | None = None,
     user_id: str | None = None,
 ) -> list[ConsentOut]:
     if session_id is None and user_id is None:
         raise ApiError(422, "invalid_request", "filter by session_id or user_id (or both)")
-    q = select(Consent).order_by(Consent.grant_seq)
+    q = select(Consent).where(Consent.project == who.project).order_by(Consent.grant_seq)
     if session_id is not None:
         q = q.where(Consent.session_id == session_id)
     if user_id is not None:
         q = q.where(Consent.user_id == user_id)
     async with st.db.session() as s:
         rows = list(await s.scalars(q))
-    return [await _out(st, c) for c in rows]
+    return await _outs(st, rows)
 
 
 @router.post("/{consent_id}/revoke", response_model=ConsentOut)
-async def revoke_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
+async def revoke_consent(consent_id: str, st: App, who: Backend) -> ConsentOut:
     """From this moment nothing more of the person is processed in the session; their
     in-memory state is purged and a consent.revoked event is emitted. Idempotent."""
     async with st.db.session() as s:
         c = await s.get(Consent, consent_id)
-    if c is None:
+    if c is None or c.project != who.project:
         raise not_found("consent", consent_id)
     if c.revoked_at is not None:
         return await _out(st, c)
@@ -178,7 +200,7 @@ async def revoke_consent(consent_id: str, st: App, _: Backend) -> ConsentOut:
         assert row is not None
         row.revoked_at, row.revoke_seq = at, entry.seq
 
-    await st.consents.append("revoke", record, derive)
+    await st.consents.append(who.project, "revoke", record, derive)
     async with st.db.session() as s:
         c2 = await s.get(Consent, consent_id)
     assert c2 is not None

@@ -5,7 +5,12 @@ must be allowed), else refused with HTTP 403 before any event. On connect the ke
 `after` are replayed from the store, then live ones follow, with no gap and no duplicate (seq
 decides). If events after `after` were already purged, a `stream.reset` message says from where
 the replay starts. `heartbeat` messages come when idle. The connection closes with 1000 after the
-session's summary, and with 4408 when the consumer falls `websocket.queue_size` events behind.
+session's summary, with 4408 when the consumer falls `websocket.queue_size` events behind, and
+with 4401 within `service.key_check_s` of the revocation of the API key it was opened with (or
+that minted its token).
+
+Only the session's own project may read it: an API key of the project (any scope), or a token
+minted by one for this session.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from sqlalchemy import func, select
 
-from rapport.events.websocket import CLOSE_TOO_SLOW, Outgoing, Subscription
+from rapport.events.websocket import CLOSE_KEY_REVOKED, CLOSE_TOO_SLOW, Outgoing, Subscription
 from rapport.service.api import MAX_SEQ
-from rapport.service.auth import check_api_key
+from rapport.service.auth import check_api_key, key_is_live
 from rapport.service.deps import bearer
 from rapport.service.state import State, ws_state
 from rapport.store.tables import Event as EventRow
@@ -33,18 +38,23 @@ ENDED = ("ended", "failed", "interrupted")
 CLOSE_WAIT_S = 2.0
 
 
-async def _authorised(ws: WebSocket, st: State, session_id: str, token: str | None) -> bool:
+async def _authorised(ws: WebSocket, st: State, row: Session, token: str | None) -> str | None:
+    """The id of the API key behind the credential, when it may read this session."""
     origin = ws.headers.get("origin")
     if origin is not None and origin not in st.settings.service.allowed_origins:
-        return False
-    if token is not None:  # a query string ends up in logs: dashboard tokens only, never keys
-        return st.tokens.session_of(token) == session_id
-    credential = bearer(ws.headers.get("authorization"))
+        return None
+    # A query string ends up in logs: dashboard tokens only there, never keys.
+    credential = token if token is not None else bearer(ws.headers.get("authorization"))
     if credential is None:
-        return False
-    if st.tokens.session_of(credential) == session_id:
-        return True
-    return await check_api_key(st.db, credential) is not None
+        return None
+    grant = st.tokens.check(credential)
+    if grant is not None:
+        ok = grant.session_id == row.id and grant.project == row.project
+        return grant.key_id if ok and await key_is_live(st.db, grant.key_id) else None
+    if token is not None:
+        return None
+    who = await check_api_key(st.db, credential)
+    return who.key_id if who is not None and who.project == row.project else None
 
 
 @router.websocket("/v1/events")
@@ -59,11 +69,12 @@ async def events(
     st = ws_state(ws)
     async with st.db.session() as s:
         row = await s.get(Session, session)
-    if row is None or not await _authorised(ws, st, session, token):
+    key_id = None if row is None else await _authorised(ws, st, row, token)
+    if row is None or key_id is None:
         await ws.close(code=1008)  # before accept: the handshake fails with HTTP 403
         return
     await ws.accept()
-    sub = st.hub.subscribe(session)
+    sub = st.hub.subscribe(session, key_id)
     try:
         await _stream(ws, st, sub, row, after)
     except WebSocketDisconnect:
@@ -103,6 +114,9 @@ async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, aft
                 )
             )
         for seq, body, type_ in page:
+            if sub.revoked.is_set():
+                await _close(ws, CLOSE_KEY_REVOKED, "API key revoked")
+                return
             if not await send(body):
                 return
             last = seq
@@ -121,6 +135,9 @@ async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, aft
                 return
             if item == "cut":
                 await _close(ws, CLOSE_TOO_SLOW, "consumer too slow; resume with after=last seq")
+                return
+            if item == "revoked":
+                await _close(ws, CLOSE_KEY_REVOKED, "API key revoked")
                 return
             if item is None:
                 beat = {
@@ -150,25 +167,33 @@ async def _stream(ws: WebSocket, st: State, sub: Subscription, row: Session, aft
 async def _next(
     sub: Subscription, receiver: asyncio.Task[None], heartbeat_s: float
 ) -> Outgoing | str | None:
-    """The next live event; "cut" when the queue overflowed; "closed" when the client left;
-    None after `heartbeat_s` of silence."""
+    """The next live event; "cut" when the queue overflowed; "revoked" when the key was;
+    "closed" when the client left; None after `heartbeat_s` of silence."""
+    if sub.revoked.is_set():
+        return "revoked"
     if sub.cut.is_set():
         return "cut"
     if not sub.queue.empty():
         return sub.queue.get_nowait()
     getter = asyncio.create_task(sub.queue.get())
     cut = asyncio.create_task(sub.cut.wait())
+    revoked = asyncio.create_task(sub.revoked.wait())
     try:
         await asyncio.wait(
-            {getter, cut, receiver}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+            {getter, cut, revoked, receiver},
+            timeout=heartbeat_s,
+            return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
         cut.cancel()
+        revoked.cancel()
         if not getter.done():
             getter.cancel()
     # An item already taken off the queue is never dropped, whatever else happened.
     if getter.done() and not getter.cancelled():
         return getter.result()
+    if sub.revoked.is_set():
+        return "revoked"
     if sub.cut.is_set():
         return "cut"
     if receiver.done():

@@ -28,7 +28,8 @@ async def purposes() -> dict[str, Any]:
 
 
 @router.delete("/v1/subjects/{user_id}", response_model=ErasureOut, tags=["subjects"])
-async def erase(user_id: str, st: App, _: Backend) -> ErasureOut:
-    """Erase everything derived from one person: their consents' content (the log keeps only
-    the fact of erasure), and the events and pending deliveries of their sessions."""
-    return await erase_subject(st.db, st.consents, st.runs, user_id)
+async def erase(user_id: str, st: App, who: Backend) -> ErasureOut:
+    """Erase everything derived from one person in the caller's project: their consents'
+    content (the log keeps only the fact of erasure), and the events and pending deliveries of
+    their sessions. User ids are the project's own: another project's same id is untouched."""
+    return await erase_subject(st.db, st.consents, st.runs, who.project, user_id)

@@ -15,7 +15,8 @@ from rapport.analyze import Plan, plan
 from rapport.config import Settings
 from rapport.consent.policy import PURPOSES
 from rapport.service.api import SessionIn, SessionOut, TokenOut
-from rapport.service.deps import App, Backend
+from rapport.service.auth import Caller
+from rapport.service.deps import App, Backend, Reader
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
 from rapport.service.runs import grant_of
@@ -69,16 +70,17 @@ async def _plan(st: App, row: Session) -> tuple[Path, Plan]:
     return recording, p
 
 
-async def _row(st: App, session_id: str) -> Session:
+async def _row(st: App, who: Caller, session_id: str) -> Session:
+    """The caller's project's session; another project's is as absent as a missing one."""
     async with st.db.session() as s:
         row = await s.get(Session, session_id)
-    if row is None:
+    if row is None or row.project != who.project:
         raise not_found("session", session_id)
     return row
 
 
 @router.post("", status_code=201, response_model=SessionOut)
-async def create_session(body: SessionIn, st: App, _: Backend) -> SessionOut:
+async def create_session(body: SessionIn, st: App, who: Backend) -> SessionOut:
     jurisdiction = require_lawful(body.purpose, body.jurisdiction, body.setting, body.bias_audit)
     if body.reporting == "participant" and not PURPOSES[body.purpose].per_participant:
         raise ApiError(
@@ -89,6 +91,7 @@ async def create_session(body: SessionIn, st: App, _: Backend) -> SessionOut:
         )
     row = Session(
         id=f"ses_{uuid.uuid4().hex[:24]}",
+        project=who.project,
         source_kind="recording" if body.recording else "room",
         source=body.recording or body.room or "",
         purpose=body.purpose,
@@ -114,21 +117,39 @@ async def create_session(body: SessionIn, st: App, _: Backend) -> SessionOut:
                 "(whose consent covers it)",
             )
         await _plan(st, row)  # bad media or transcript fails here, before anything is stored
+    else:
+        await _room_free(st, who, row.source)
     async with st.db.transaction() as s:
         s.add(row)
     st.runs.open(row.id, [])
     return _out(st, row)
 
 
+async def _room_free(st: App, who: Caller, room: str) -> None:
+    """A LiveKit room is one project's: the bot must never analyse a room for a project whose
+    session did not start it."""
+    async with st.db.session() as s:
+        other = await s.scalar(
+            select(Session.id).where(
+                Session.source_kind == "room",
+                Session.source == room,
+                Session.project != who.project,
+                Session.status.in_(("created", "running")),
+            )
+        )
+    if other is not None:
+        raise ApiError(409, "room_in_use", f"room {room!r} has a session of another project")
+
+
 @router.get("/{session_id}", response_model=SessionOut)
-async def get_session(session_id: str, st: App, _: Backend) -> SessionOut:
-    return _out(st, await _row(st, session_id))
+async def get_session(session_id: str, st: App, who: Reader) -> SessionOut:
+    return _out(st, await _row(st, who, session_id))
 
 
 @router.post("/{session_id}/start", response_model=SessionOut)
-async def start_session(session_id: str, st: App, _: Backend) -> SessionOut:
+async def start_session(session_id: str, st: App, who: Backend) -> SessionOut:
     """Start analysing a recording (record the consents first: nothing else is processed)."""
-    row = await _row(st, session_id)
+    row = await _row(st, who, session_id)
     if row.source_kind != "recording":
         raise ApiError(409, "not_a_recording", "a room session starts when its room does")
     if row.status != "created":
@@ -155,27 +176,28 @@ async def start_session(session_id: str, st: App, _: Backend) -> SessionOut:
         reporting="participant" if row.reporting == "participant" else "room",
         speed=float(row.options.get("speed") or 0.0),
     )
-    return _out(st, await _row(st, session_id))
+    return _out(st, await _row(st, who, session_id))
 
 
 @router.delete("/{session_id}", response_model=SessionOut)
-async def end_session(session_id: str, st: App, _: Backend) -> SessionOut:
+async def end_session(session_id: str, st: App, who: Backend) -> SessionOut:
     """End the session; a running one emits its summary first."""
-    row = await _row(st, session_id)
+    row = await _row(st, who, session_id)
     await st.runs.stop(session_id)  # a running session has ended (and its status stored) after it
     if row.status == "created":
         async with st.db.transaction() as s:
             live = await s.get(Session, session_id)
             assert live is not None
             live.status, live.ended_at = "ended", datetime.now(UTC)
-    return _out(st, await _row(st, session_id))
+    return _out(st, await _row(st, who, session_id))
 
 
 @router.post("/{session_id}/tokens", status_code=201, response_model=TokenOut)
-async def issue_token(session_id: str, st: App, _: Backend) -> TokenOut:
-    """A short-lived token for a dashboard to read this session's events (and nothing else)."""
-    await _row(st, session_id)
-    token, expires = st.tokens.issue(session_id)
+async def issue_token(session_id: str, st: App, who: Backend) -> TokenOut:
+    """A short-lived token for a dashboard to read this session's events (and nothing else).
+    It stops working when it expires or when the API key that asked for it is revoked."""
+    await _row(st, who, session_id)
+    token, expires = st.tokens.issue(who, session_id)
     return TokenOut(
         token=token, expires_at=datetime.fromtimestamp(expires, UTC), session_id=session_id
     )
