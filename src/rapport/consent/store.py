@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.consent.records import GENESIS, KeyRing, Kind, LogEntry, make_entry
+from rapport.metrics import CONSENT_WRITES
 from rapport.store.db import Database
 from rapport.store.tables import ConsentLogEntry
 
@@ -62,6 +63,7 @@ class ConsentLog:
                         await s.flush()
                         if then is not None:
                             await then(s, entry)
+                    CONSENT_WRITES.labels(kind).inc()
                     return entry
                 except IntegrityError:
                     if attempt == _APPEND_TRIES - 1:

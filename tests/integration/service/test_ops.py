@@ -91,6 +91,7 @@ def test_metrics_count_what_a_session_did(service: Service, short_talk: Recordin
     assert delta("rapport_webhook_attempts_total", outcome="delivered") == len(events)
     assert delta("rapport_webhook_attempts_total", outcome="http_error") == 1
     assert delta("rapport_webhook_dead_letters_total", reason="retries_exhausted") == 0
+    assert delta("rapport_consent_writes_total", kind="grant") == 1
     assert value(after, "rapport_live_queue_items") == 0  # a recording has no live queue
     # Every process-wide metric of rapport is documented (README: Metrics).
     readme = README.read_text(encoding="utf-8")
