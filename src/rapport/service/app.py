@@ -113,7 +113,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.service.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.service.max_body_bytes,
+        max_header_bytes=settings.service.max_header_bytes,
+    )
     for module in (ops, meta, consents, sessions, webhooks, events, livekit):
         app.include_router(module.router)
     return app

@@ -1,8 +1,8 @@
 """What a request may bring, checked before routing, authentication or parsing: a body of at
 most `service.max_body_bytes` (a larger declared Content-Length is refused unread; a chunked body
 is cut off at the limit), and a path and query of bounded length without control characters
-(service/text.py). Header sizes are bounded by the HTTP parser (uvicorn's h11,
-`service.max_header_bytes` for the whole header block)."""
+(service/text.py), and headers of at most `service.max_header_bytes` in all (431; the HTTP parser,
+uvicorn's h11, also drops a connection whose header block trickles in past that size)."""
 
 from __future__ import annotations
 
@@ -38,20 +38,21 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
 class RequestLimits:
     """Pure ASGI middleware, installed outermost so nothing runs on a refused request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
+        self.app, self.max_body_bytes, self.max_header_bytes = app, max_body_bytes, max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        problem = _url_problem(scope)
+        problem = _url_problem(scope) or _header_problem(scope, self.max_header_bytes)
         if problem is not None:
             status, message = problem
             if scope["type"] == "websocket":  # refused at the handshake (HTTP 403)
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _refuse(send, status, "invalid_request", message)
+            code = "too_large" if status == 431 else "invalid_request"
+            await _refuse(send, status, code, message)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -87,6 +88,11 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _header_problem(scope: Scope, limit: int) -> tuple[int, str] | None:
+    size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    return (431, f"the headers are over {limit} bytes") if size > limit else None
 
 
 def _url_problem(scope: Scope) -> tuple[int, str] | None:
