@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from rapport.consent.policy import PURPOSES, Setting
+from rapport.service.auth import Scope
 from rapport.service.text import check_text
 
 Modality = Literal["face", "voice", "text"]
@@ -216,3 +217,18 @@ class ErasureOut(BaseModel):
     events_deleted: int
     deliveries_deleted: int
     erasure_seq: int | None = Field(description="Log entry that records the fact of erasure.")
+
+
+class KeyIn(_In):
+    name: str = Field(min_length=1, max_length=200, description="Who the key is for.")
+    scope: Scope = Field("backend", description="read < backend < admin.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    project: str
+    scope: Scope
+    created_at: datetime
+    revoked_at: datetime | None
+    key: str | None = Field(None, description="The key itself: in the answer to its creation only.")

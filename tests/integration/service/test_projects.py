@@ -45,6 +45,9 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("get", "/v1/webhooks/{endpoint_id}/dead-letters"): "hidden",
     ("post", "/v1/webhooks/{endpoint_id}/dead-letters/replay"): "hidden",
     ("delete", "/v1/subjects/{user_id}"): "own",
+    ("post", "/v1/keys"): "own",
+    ("get", "/v1/keys"): "own",
+    ("delete", "/v1/keys/{key_id}"): "hidden",
     # Not a project's data: the same for everyone (or LiveKit's own authentication).
     ("get", "/v1/purposes"): "public",
     ("get", "/.well-known/rapport-keys.json"): "public",
@@ -109,6 +112,8 @@ def _body(method: str, path: str, svc: Service, ours: dict[str, Any]) -> dict[st
         return {"url": ours["receiver"]}
     if path.endswith("/replay"):
         return {}
+    if (method, path) == ("post", "/v1/keys"):
+        return {"name": "theirs", "scope": "admin"}
     return None
 
 
@@ -147,6 +152,7 @@ def test_no_route_reaches_another_projects_data(
         "consent_id": ours["consent"]["id"],
         "endpoint_id": ours["endpoint"]["id"],
         "user_id": USER,
+        "key_id": service.http.get("/v1/keys").json()[0]["id"],
     }
     rival: httpx.Client = ours["theirs"]["admin"]
     before = _snapshot(service)
@@ -166,7 +172,7 @@ def test_no_route_reaches_another_projects_data(
         else:
             assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
             text = r.text
-            for ident in (ids["session_id"], ids["consent_id"], ids["endpoint_id"]):
+            for ident in (ids["session_id"], ids["consent_id"], ids["endpoint_id"], ids["key_id"]):
                 assert ident not in text, f"{method} {path} shows our {ident}"
 
     assert _snapshot(service) == before, "another project's calls changed our rows"
@@ -237,8 +243,19 @@ def test_each_scope_does_what_it_says(service: Service, two_projects: dict[str, 
     assert read.post(f"/v1/sessions/{made.json()['id']}/tokens").status_code == 403
     hook = {"url": two_projects["receiver"]}
     assert backend.post("/v1/webhooks", json=hook).status_code == 403
-    # admin: webhook endpoints too
+    assert backend.post("/v1/keys", json={"name": "x"}).status_code == 403
+    # admin: webhook endpoints and keys too, in its own project
     assert admin.post("/v1/webhooks", json=hook).status_code == 201
+    made_key = admin.post("/v1/keys", json={"name": "ci", "scope": "read"})
+    assert made_key.status_code == 201, made_key.text
+    new = made_key.json()
+    assert (new["project"], new["scope"]) == ("rival", "read") and new["key"].startswith("rk_")
+    ci = service.client(new["key"])
+    assert ci.get("/v1/webhooks").status_code == 200
+    listed = admin.get("/v1/keys").json()
+    assert {k["project"] for k in listed} == {"rival"} and all(k["key"] is None for k in listed)
+    assert admin.delete(f"/v1/keys/{new['id']}").json()["revoked_at"] is not None
+    assert ci.get("/v1/webhooks").status_code == 401
 
 
 def test_a_room_belongs_to_one_project(service: Service, two_projects: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ def test_a_crashing_delivery_is_logged_and_the_loop_goes_on(
                 s.add(
                     WebhookEndpoint(
                         id=ep,
+                        project="default",
                         url=target,
                         event_types=[],
                         secrets=[{"secret": "whsec_" + "a" * 32, "expires_at": None}],
