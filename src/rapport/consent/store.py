@@ -4,21 +4,25 @@ signature and place in the chain stay) and appends an entry recording only the f
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rapport.consent.records import GENESIS, KeyRing, Kind, LogEntry, make_entry
+from rapport.consent.batch import GroupCommit, Item, Then
+from rapport.consent.records import GENESIS, KINDS, KeyRing, Kind, LogEntry, make_entry
 from rapport.metrics import CONSENT_WRITES
 from rapport.store.db import Database
-from rapport.store.tables import ConsentLogEntry
+from rapport.store.tables import Consent, ConsentLogEntry
 
 _APPEND_TRIES = 5
+_LOG = ConsentLogEntry.__table__
+_CONSENTS = Consent.__table__
+_FIELDS = tuple(f.name for f in fields(LogEntry))
 
 
 def to_entry(row: ConsentLogEntry) -> LogEntry:
@@ -40,52 +44,168 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+class _ChainMoved(Exception):
+    """Another writer (another process) took a seq this batch meant to use."""
+
+
+class _ItemFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        self.index, self.error = index, error
+
+
 class ConsentLog:
-    def __init__(self, db: Database, keys: KeyRing) -> None:
+    """Appends go through a group commit (consent/batch.py): concurrent appends to one project's
+    chain share one transaction. Reads (`entry`, `entries`) never wait for the writer."""
+
+    def __init__(self, db: Database, keys: KeyRing, max_batch: int = 256) -> None:
         self._db = db
         self.keys = keys
-        self._lock = asyncio.Lock()
+        self._group = GroupCommit(self._write, max_batch)
 
     async def append(
         self,
+        project: str,
         kind: Kind,
         content: dict[str, Any],
-        then: Callable[[AsyncSession, LogEntry], Awaitable[None]] | None = None,
+        then: Then | None = None,
     ) -> LogEntry:
         """Append one entry; `then(session, entry)` runs in the same transaction (to update the
-        derived tables). Another process appending the same seq loses the race and retries."""
-        async with self._lock:
-            for attempt in range(_APPEND_TRIES):
-                try:
-                    async with self._db.transaction() as s:
-                        entry = await self._next(s, kind, content)
-                        s.add(ConsentLogEntry(**entry.to_dict()))
+        derived tables), and may run more than once (a batch that fails is written again), so it
+        must only act on the session and on its own state. Each project has its own chain. An
+        error raised by `then` (or by the flush of what it added) fails this append only. Another
+        process appending the same seq loses the race and retries."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        entry = await self._group.submit(project, Item(kind, content, then))
+        CONSENT_WRITES.labels(kind).inc()
+        return entry
+
+    async def _write(self, project: str, items: list[Item]) -> None:
+        """One transaction for the batch. First optimistically, all entries flushed together; on
+        any error, again with a flush after each item, which tells whose `then` failed: that item
+        fails and the rest are written again without it. A (project, seq) conflict (another
+        process appended) re-reads the head, up to _APPEND_TRIES times."""
+        careful, conflicts = False, 0
+        while items:
+            try:
+                entries = await self._try(project, items, careful)
+            except _ItemFailed as f:
+                items[f.index].fail(f.error)
+                items = items[: f.index] + items[f.index + 1 :]
+                continue
+            except (_ChainMoved, IntegrityError) as e:
+                if careful or isinstance(e, _ChainMoved):
+                    conflicts += 1
+                if conflicts >= _APPEND_TRIES:
+                    error = e.__cause__ if isinstance(e, _ChainMoved) else e
+                    for item in items:
+                        item.fail(error or e)
+                    return
+                careful = True
+                continue
+            except Exception as e:
+                if careful:
+                    for item in items:
+                        item.fail(e)
+                    return
+                careful = True
+                continue
+            for item, entry in zip(items, entries, strict=True):
+                item.resolve(entry)
+            return
+
+    async def _try(self, project: str, items: list[Item], careful: bool) -> list[LogEntry]:
+        entries: list[LogEntry] = []
+        async with self._db.transaction() as s:
+            seq, prev = await self._head(s, project)
+            for i, item in enumerate(items):
+                entry = make_entry(seq, item.kind, item.content, prev, self.keys.current)
+                s.add(ConsentLogEntry(project=project, **entry.to_dict()))
+                if careful:
+                    try:
                         await s.flush()
-                        if then is not None:
-                            await then(s, entry)
-                    CONSENT_WRITES.labels(kind).inc()
-                    return entry
-                except IntegrityError:
-                    if attempt == _APPEND_TRIES - 1:
-                        raise
-            raise AssertionError("unreachable")
+                    except IntegrityError as e:
+                        raise _ChainMoved() from e
+                    try:
+                        if item.then is not None:
+                            await item.then(s, entry)
+                        await s.flush()
+                    except Exception as e:
+                        raise _ItemFailed(i, e) from e
+                elif item.then is not None:
+                    await item.then(s, entry)
+                entries.append(entry)
+                seq, prev = seq + 1, entry.entry_hash
+        return entries
 
-    async def _next(self, s: AsyncSession, kind: Kind, content: dict[str, Any]) -> LogEntry:
-        last = await s.scalar(select(ConsentLogEntry).order_by(ConsentLogEntry.seq.desc()).limit(1))
-        seq, prev = (0, GENESIS) if last is None else (last.seq + 1, last.entry_hash)
-        return make_entry(seq, kind, content, prev, self.keys.current)
-
-    async def entry(self, seq: int) -> LogEntry | None:
-        async with self._db.session() as s:
-            row = await s.get(ConsentLogEntry, seq)
-        return None if row is None else to_entry(row)
-
-    async def entries(self, after: int = -1, limit: int = 10_000) -> list[LogEntry]:
-        async with self._db.session() as s:
-            rows = await s.scalars(
-                select(ConsentLogEntry)
-                .where(ConsentLogEntry.seq > after)
-                .order_by(ConsentLogEntry.seq)
-                .limit(limit)
+    async def _head(self, s: AsyncSession, project: str) -> tuple[int, str]:
+        """The seq and prev_hash the next entry of the project's chain takes."""
+        last = (
+            await s.execute(
+                select(ConsentLogEntry.seq, ConsentLogEntry.entry_hash)
+                .where(ConsentLogEntry.project == project)
+                .order_by(ConsentLogEntry.seq.desc())
+                .limit(1)
             )
-            return [to_entry(r) for r in rows]
+        ).first()
+        return (0, GENESIS) if last is None else (last.seq + 1, last.entry_hash)
+
+    # Reads use a plain connection (SQLAlchemy Core, no ORM session): they are on every consent
+    # read's path and cost about a third less so; none waits for the writer.
+
+    async def entry(self, project: str, seq: int) -> LogEntry | None:
+        return (await self.by_seq(project, [seq])).get(seq)
+
+    async def by_seq(self, project: str, seqs: Collection[int]) -> dict[int, LogEntry]:
+        """The project's entries with these seqs (one query; missing ones are left out)."""
+        if not seqs:
+            return {}
+        return {
+            e.seq: e
+            for e in await self._select(_LOG.c.project == project, _LOG.c.seq.in_(set(seqs)))
+        }
+
+    async def consent(
+        self, project: str, consent_id: str
+    ) -> tuple[Consent, LogEntry, LogEntry | None] | None:
+        """A consent (a detached row) with its grant and revocation entries, in one query."""
+        c, g, r = _CONSENTS, _LOG.alias("g"), _LOG.alias("r")
+        q = (
+            select(
+                c,
+                *(g.c[n].label(f"g_{n}") for n in _FIELDS),
+                *(r.c[n].label(f"r_{n}") for n in _FIELDS),
+            )
+            .select_from(
+                c.join(g, (g.c.project == c.c.project) & (g.c.seq == c.c.grant_seq)).outerjoin(
+                    r, (r.c.project == c.c.project) & (r.c.seq == c.c.revoke_seq)
+                )
+            )
+            .where(c.c.id == consent_id, c.c.project == project)
+        )
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(q)).mappings().first()
+        if row is None:
+            return None
+        consent = Consent(**{col.name: row[col] for col in c.c})
+        grant = LogEntry.from_dict({n: row[f"g_{n}"] for n in _FIELDS})
+        revoked = row["r_seq"] is not None
+        revocation = LogEntry.from_dict({n: row[f"r_{n}"] for n in _FIELDS}) if revoked else None
+        return consent, grant, revocation
+
+    async def entries(self, project: str, after: int = -1, limit: int = 10_000) -> list[LogEntry]:
+        return await self._select(
+            _LOG.c.project == project, _LOG.c.seq > after, order=True, limit=limit
+        )
+
+    async def _select(
+        self, *where: ColumnElement[bool], order: bool = False, limit: int | None = None
+    ) -> list[LogEntry]:
+        q = select(*(_LOG.c[name] for name in _FIELDS)).where(*where)
+        if order:
+            q = q.order_by(_LOG.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        async with self._db.engine.connect() as c:
+            rows = (await c.execute(q)).mappings().all()
+        return [LogEntry.from_dict({k: r[k] for k in _FIELDS}) for r in rows]

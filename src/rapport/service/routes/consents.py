@@ -149,11 +149,10 @@ async def export_log(
 
 @router.get("/{consent_id}", response_model=ConsentOut)
 async def get_consent(consent_id: str, st: App, who: Reader) -> ConsentOut:
-    async with st.db.session() as s:
-        c = await s.get(Consent, consent_id)
-    if c is None or c.project != who.project:
+    found = await st.consents.consent(who.project, consent_id)  # one query
+    if found is None:
         raise not_found("consent", consent_id)
-    return await _out(st, c)
+    return _consent_out(*found)
 
 
 @router.get("", response_model=list[ConsentOut])
