@@ -188,6 +188,11 @@ class WebhookSettings(_Section):
         default_factory=list,
         description="CIDRs exempt from the private-address refusal (e.g. 127.0.0.0/8 for tests).",
     )
+    resolve_table: dict[str, list[str]] | None = Field(
+        None,
+        description="Host name -> addresses: webhook URLs resolve from this table alone, never "
+        "DNS (tests; a name not listed does not resolve). null: the system resolver.",
+    )
 
 
 class RetentionSettings(_Section):

@@ -3,13 +3,17 @@
 ``check_url`` resolves the host and refuses the URL when any address is not publicly routable,
 unless the operator allowed that address via ``webhooks.allowed_networks``. Callers should connect
 to the returned addresses (not re-resolve the name) so DNS rebinding cannot slip past the check.
+
+Names resolve through the operating system (DNS) unless ``webhooks.resolve_table`` is set: then
+``table_resolver`` answers from that table alone and no lookup leaves the machine (tests and the
+contract run use it; a name not in the table does not resolve).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from rapport.errors import InputError
@@ -33,6 +37,26 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Addresses for ``host`` from the operating system's resolver (getaddrinfo)."""
     infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def table_resolver(table: Mapping[str, Sequence[str]]) -> Resolver:
+    """A resolver that answers from ``table`` (host name -> addresses; names compare without case
+    and without a trailing dot) and never asks DNS: a name not in it fails as an unknown name
+    does (socket.gaierror). The addresses are checked like any resolver's answer."""
+    known = {name.lower().rstrip("."): list(addresses) for name, addresses in table.items()}
+
+    def resolve(host: str, port: int) -> list[str]:
+        addresses = known.get(host.lower().rstrip("."))
+        if addresses is None:
+            raise socket.gaierror(socket.EAI_NONAME, "not in webhooks.resolve_table")
+        return list(addresses)
+
+    return resolve
+
+
+def resolver_for(table: Mapping[str, Sequence[str]] | None) -> Resolver:
+    """The resolver ``webhooks.resolve_table`` asks for: the table when set, else the system's."""
+    return system_resolver if table is None else table_resolver(table)
 
 
 def parse_networks(cidrs: Sequence[str]) -> list[IPNetwork]:

@@ -6,16 +6,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from rapport.consent.policy import PURPOSES, Setting
+from rapport.events.schema import EventType
 from rapport.service.auth import Scope
 from rapport.service.text import check_text
 
@@ -32,6 +35,20 @@ def known_purpose(code: str) -> str:
     if code not in PURPOSES:
         raise ValueError(f"unknown purpose {code!r}; one of {', '.join(sorted(PURPOSES))}")
     return code
+
+
+Purpose = Annotated[
+    str,
+    AfterValidator(known_purpose),
+    WithJsonSchema(
+        {"type": "string", "enum": sorted(PURPOSES), "description": "A code from GET /v1/purposes."}
+    ),
+]
+"""A purpose code: the catalogue (consent/policy.py PURPOSES) is closed: an enum in the schema."""
+EventTypeName = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": [str(t) for t in EventType]})
+]
+"""An event type (events/schema.py EventType; the route refuses others with a 422)."""
 
 
 class _In(BaseModel):
@@ -55,7 +72,7 @@ class ConsentIn(_In):
     _multiline = frozenset({"purpose_text"})
     user_id: str = Ident
     session_id: str = Field(min_length=1, max_length=40)
-    purpose: str = Field(min_length=1, max_length=64, description="A code from GET /v1/purposes.")
+    purpose: Purpose
     purpose_text: str = Field(
         min_length=1, max_length=4000, description="The exact text shown to the person."
     )
@@ -64,8 +81,6 @@ class ConsentIn(_In):
     modalities: list[Modality] = Field(min_length=1, max_length=3)
     granted_at: AwareDatetime
     expires_at: AwareDatetime
-
-    _purpose = field_validator("purpose")(known_purpose)
 
     @field_validator("granted_at", "expires_at")
     @classmethod
@@ -128,7 +143,7 @@ class SessionIn(_In):
     participant: str | None = Field(
         None, min_length=1, max_length=200, description="Whose recording it is (their user id)."
     )
-    purpose: str = Field(min_length=1, max_length=64)
+    purpose: Purpose
     jurisdiction: str = Field(min_length=2, max_length=16)
     setting: Setting | None = None
     reporting: Literal["room", "participant"] = "room"
@@ -138,8 +153,6 @@ class SessionIn(_In):
     bias_audit: date | None = Field(
         None, description="hiring_interview in NYC: date of the independent bias audit (LL 144)."
     )
-
-    _purpose = field_validator("purpose")(known_purpose)
 
     @model_validator(mode="after")
     def _one_source(self) -> SessionIn:
@@ -176,7 +189,7 @@ class TokenOut(BaseModel):
 class WebhookIn(_In):
     _multiline = frozenset({"description"})
     url: str = Field(min_length=1, max_length=2000)
-    event_types: list[Annotated[str, Field(max_length=64)]] = Field(
+    event_types: list[EventTypeName] = Field(
         default_factory=list, max_length=64, description="Only these event types; empty: all."
     )
     description: str = Field("", max_length=500)

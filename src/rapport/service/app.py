@@ -18,10 +18,11 @@ from rapport import NOTICE, __version__
 from rapport.config import Settings
 from rapport.consent.records import KeyRing
 from rapport.consent.store import ConsentLog
+from rapport.events.ssrf import resolver_for
 from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import load_pack
-from rapport.service import errors
+from rapport.service import errors, openapi
 from rapport.service.auth import Tokens, close_revoked_forever
 from rapport.service.limits import RequestLimits
 from rapport.service.recorder import Recorder
@@ -56,7 +57,9 @@ def create_app(settings: Settings) -> FastAPI:
         tokens = Tokens.load_or_create(data_dir, settings.service.token_ttl_s)
         pack = await asyncio.to_thread(load_pack, settings)
         hub = EventHub(settings.websocket.queue_size)
-        outbox = Outbox(db, settings.webhooks)
+        outbox = Outbox(
+            db, settings.webhooks, resolve=resolver_for(settings.webhooks.resolve_table)
+        )
         recorder = Recorder(db, hub, outbox)
 
         async def finished(
@@ -120,4 +123,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (ops, meta, keys, consents, sessions, webhooks, events, livekit):
         app.include_router(module.router)
+    openapi.install(app)
     return app

@@ -199,6 +199,12 @@ def test_log_export_chains_and_records_revocations(service: Service, short_talk:
     both = service.http.get("/v1/consents", params={"user_id": "alice", "session_id": s2}).json()
     assert [x["id"] for x in both] == [c["id"]]
     assert service.http.get("/v1/consents", params={"user_id": "nobody"}).json() == []
+    # Unfiltered: every consent in grant order, a page at a time (`after` = a page's last seq).
+    every = [x["id"] for x in service.http.get("/v1/consents").json()]
+    assert every == [a["id"], b["id"], c["id"]]
+    page = service.http.get("/v1/consents", params={"limit": 2}).json()
+    rest = service.http.get("/v1/consents", params={"after": page[-1]["signed"]["seq"]}).json()
+    assert [x["id"] for x in page + rest] == every
 
     # Revoking is idempotent: the second call returns the same revocation.
     r1 = service.http.post(f"/v1/consents/{a['id']}/revoke")

@@ -161,10 +161,22 @@ async def list_consents(
     who: Reader,
     session_id: str | None = None,
     user_id: str | None = None,
+    after: int = Query(
+        -1,
+        ge=-1,
+        lt=MAX_SEQ,
+        description="Consents granted after this `signed.seq` (a page's last).",
+    ),
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[ConsentOut]:
-    if session_id is None and user_id is None:
-        raise ApiError(422, "invalid_request", "filter by session_id or user_id (or both)")
-    q = select(Consent).where(Consent.project == who.project).order_by(Consent.grant_seq)
+    """Consents in the order they were granted, optionally of one session and/or one person, a
+    page of `limit` at a time: pass the last one's `signed.seq` as `after` for the next page."""
+    q = (
+        select(Consent)
+        .where(Consent.project == who.project, Consent.grant_seq > after)
+        .order_by(Consent.grant_seq)
+        .limit(limit)
+    )
     if session_id is not None:
         q = q.where(Consent.session_id == session_id)
     if user_id is not None:

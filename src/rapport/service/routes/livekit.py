@@ -14,6 +14,8 @@ router = APIRouter(prefix="/v1/livekit", tags=["livekit"])
 async def livekit_webhook(request: Request, st: App) -> dict[str, str]:
     """Point LiveKit's `webhook.urls` here: a room with a rapport session gets the bot when it
     starts, and the session ends with the room. Each event is acted on once (409 on a replay)."""
+    if not request.headers.get("authorization"):
+        raise ApiError(401, "unauthorized", "LiveKit webhook without its signed Authorization")
     if st.rooms is None:
         raise ApiError(
             404, "livekit_not_configured", "start rapport serve with --livekit-url to use rooms"
