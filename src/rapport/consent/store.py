@@ -4,12 +4,12 @@ signature and place in the chain stay) and appends an entry recording only the f
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import RowMapping, Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,52 +160,58 @@ class ConsentLog:
         """The project's entries with these seqs (one query; missing ones are left out)."""
         if not seqs:
             return {}
-        return {
-            e.seq: e
-            for e in await self._select(_LOG.c.project == project, _LOG.c.seq.in_(set(seqs)))
-        }
+        rows = await self._rows(_BY_SEQ, project=project, seqs=sorted(set(seqs)))
+        return {e.seq: e for e in (_entry_of(r) for r in rows)}
 
     async def consent(
         self, project: str, consent_id: str
     ) -> tuple[Consent, LogEntry, LogEntry | None] | None:
         """A consent (a detached row) with its grant and revocation entries, in one query."""
-        c, g, r = _CONSENTS, _LOG.alias("g"), _LOG.alias("r")
-        q = (
-            select(
-                c,
-                *(g.c[n].label(f"g_{n}") for n in _FIELDS),
-                *(r.c[n].label(f"r_{n}") for n in _FIELDS),
-            )
-            .select_from(
-                c.join(g, (g.c.project == c.c.project) & (g.c.seq == c.c.grant_seq)).outerjoin(
-                    r, (r.c.project == c.c.project) & (r.c.seq == c.c.revoke_seq)
-                )
-            )
-            .where(c.c.id == consent_id, c.c.project == project)
-        )
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(q)).mappings().first()
-        if row is None:
+        rows = await self._rows(_CONSENT, project=project, consent_id=consent_id)
+        if not rows:
             return None
-        consent = Consent(**{col.name: row[col] for col in c.c})
-        grant = LogEntry.from_dict({n: row[f"g_{n}"] for n in _FIELDS})
-        revoked = row["r_seq"] is not None
-        revocation = LogEntry.from_dict({n: row[f"r_{n}"] for n in _FIELDS}) if revoked else None
-        return consent, grant, revocation
+        row = rows[0]
+        consent = Consent(**{col.name: row[col.name] for col in _CONSENTS.c})
+        revocation = _entry_of(row, "r_") if row["r_seq"] is not None else None
+        return consent, _entry_of(row, "g_"), revocation
 
     async def entries(self, project: str, after: int = -1, limit: int = 10_000) -> list[LogEntry]:
-        return await self._select(
-            _LOG.c.project == project, _LOG.c.seq > after, order=True, limit=limit
-        )
+        rows = await self._rows(_AFTER, project=project, after=after, limit=limit)
+        return [_entry_of(r) for r in rows]
 
-    async def _select(
-        self, *where: ColumnElement[bool], order: bool = False, limit: int | None = None
-    ) -> list[LogEntry]:
-        q = select(*(_LOG.c[name] for name in _FIELDS)).where(*where)
-        if order:
-            q = q.order_by(_LOG.c.seq)
-        if limit is not None:
-            q = q.limit(limit)
+    async def _rows(self, query: Select[Any], **params: Any) -> Sequence[RowMapping]:
         async with self._db.engine.connect() as c:
-            rows = (await c.execute(q)).mappings().all()
-        return [LogEntry.from_dict({k: r[k] for k in _FIELDS}) for r in rows]
+            rows: Sequence[RowMapping] = (await c.execute(query, params)).mappings().all()
+        return rows
+
+
+# The read statements, built once (building a select costs about as much as running it here).
+_G, _R = _LOG.alias("g"), _LOG.alias("r")
+_BY_SEQ = select(_LOG).where(
+    _LOG.c.project == bindparam("project"), _LOG.c.seq.in_(bindparam("seqs", expanding=True))
+)
+_AFTER = (
+    select(_LOG)
+    .where(_LOG.c.project == bindparam("project"), _LOG.c.seq > bindparam("after"))
+    .order_by(_LOG.c.seq)
+    .limit(bindparam("limit"))
+)
+_CONSENT = (
+    select(
+        _CONSENTS,
+        *(_G.c[n].label(f"g_{n}") for n in _FIELDS),
+        *(_R.c[n].label(f"r_{n}") for n in _FIELDS),
+    )
+    .select_from(
+        _CONSENTS.join(
+            _G, (_G.c.project == _CONSENTS.c.project) & (_G.c.seq == _CONSENTS.c.grant_seq)
+        ).outerjoin(
+            _R, (_R.c.project == _CONSENTS.c.project) & (_R.c.seq == _CONSENTS.c.revoke_seq)
+        )
+    )
+    .where(_CONSENTS.c.id == bindparam("consent_id"), _CONSENTS.c.project == bindparam("project"))
+)
+
+
+def _entry_of(row: RowMapping, prefix: str = "") -> LogEntry:
+    return LogEntry.from_dict({n: row[prefix + n] for n in _FIELDS})

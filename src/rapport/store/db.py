@@ -22,6 +22,12 @@ from rapport.errors import InputError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+SERVER_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 30}
+"""Connections per process to a database server (SQLite keeps SQLAlchemy's default): up to 30, so
+that a few hundred concurrent requests (each holding one only for a query or a short
+transaction) and the consent log's writer do not queue for 15. A deployment must keep processes
+times 30 under the server's max_connections (PostgreSQL's default is 100)."""
+
 
 def database_url(url: str | None, data_dir: Path) -> str:
     if url:
@@ -31,8 +37,9 @@ def database_url(url: str | None, data_dir: Path) -> str:
 
 class Database:
     def __init__(self, url: str) -> None:
+        pool: dict[str, Any] = {} if url.startswith("sqlite") else SERVER_POOL
         try:
-            self.engine: AsyncEngine = create_async_engine(url)
+            self.engine: AsyncEngine = create_async_engine(url, **pool)
         except Exception as e:  # bad URL or missing driver: a configuration error
             raise InputError(f"database_url: {e}".splitlines()[0]) from e
         if self.engine.dialect.name == "sqlite":
