@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
-"""Event delivery latency of `rapport serve`: WebSocket and webhook, with N live sessions at once.
+"""`rapport serve` under load, in three modes.
 
-    .venv/bin/python scripts/bench_service.py [--sessions 1,4,8] [--duration 30] [--window 5]
+    .venv/bin/python scripts/bench_service.py [events] [--sessions 1,4,8] [--duration 30]
+    .venv/bin/python scripts/bench_service.py consents [--clients 50,200] [--writes 4000]
+    .venv/bin/python scripts/bench_service.py websockets [--sockets 1000] [--duration 30]
+
+`consents` and `websockets` are described in scripts/bench_capacity.py; the rest of this text
+is the `events` mode (the default).
+
+Event delivery latency: WebSocket and webhook, with N live sessions at once.
 
 One generated recording (one face, a transcript naming "presenter") is analysed by N sessions
 started together, each paced like a live call (speed 1.0) and each with a consent for "presenter".
@@ -116,18 +123,23 @@ def bad_bodies(rx: Receiver) -> list[str]:
 
 
 class Server:
-    def __init__(self, root: Path, media: Path, window_s: float) -> None:
+    def __init__(
+        self, root: Path, media: Path, window_s: float, database_url: str | None = None
+    ) -> None:
         self.root = root
         self.config = root / "rapport.yaml"
+        service: dict[str, Any] = {"data_dir": str(root / "data"), "media_roots": [str(media)]}
+        if database_url:
+            service["database_url"] = database_url
         settings = {
             "models_dir": str(ROOT / "models"),
             "window": {"seconds": window_s},
             "webhooks": {"allowed_networks": ["127.0.0.0/8"]},
-            "service": {"data_dir": str(root / "data"), "media_roots": [str(media)]},
+            "service": service,
         }
         self.config.write_text(yaml.safe_dump(settings))
         self._argv = [sys.executable, "-m", "rapport.cli", "--config", str(self.config)]
-        out = self._cli("keys", "create", "bench")
+        out = self._cli("keys", "create", "bench", "--scope", "admin")
         self.key = out.strip().splitlines()[-1]
         self.log_path = root / "serve.log"
         self.proc: subprocess.Popen[str] | None = None
@@ -159,6 +171,12 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}; see {self.log_path}")
         self.url = line.split()[-1]
         self.http.base_url = httpx.URL(self.url)
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used (user + system)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> tuple[int | None, float]:
         """SIGINT; the exit code and how long the shutdown took."""
@@ -387,6 +405,12 @@ def run_revocation(srv: Server, rec: Path, vtt: Path, duration: float) -> dict[s
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in ("consents", "websockets"):
+        from bench_capacity import main as capacity
+
+        return capacity(sys.argv[1], sys.argv[2:], Server)
+    if len(sys.argv) > 1 and sys.argv[1] == "events":
+        del sys.argv[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--sessions", default="1,4,8", help="concurrent sessions per round, comma-separated"
