@@ -123,13 +123,14 @@ NUL = "\x00"
 
 
 def _cases(svc: Service, talk: Recording) -> list[tuple[str, httpx.Response]]:
+    # User ids of their own: the PostgreSQL database is shared with other tests.
     sid = svc.session(talk)["id"]
-    ok_consent = svc.consent(sid, "presenter")
+    ok_consent = svc.consent(sid, "hostile-input-1")
     ep = svc.http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/h"}).json()
     now = ok_consent["record"]["granted_at"]
     consent = {k: ok_consent["record"][k] for k in ("session_id", "purpose", "notice_version")}
     consent |= {
-        "user_id": "ada",
+        "user_id": "hostile-input-2",
         "purpose_text": "shown to ada",
         "jurisdiction": "DE",
         "modalities": ["face"],
@@ -190,7 +191,7 @@ def test_control_characters_are_refused_with_422_everywhere(
         assert error["code"] == "invalid_request" and "\n" not in error["message"], what
     # Line breaks stay allowed where a person reads free text.
     sid = svc.session(short_talk)["id"]
-    made = svc.consent(sid, "ada", purpose_text="Line one.\nLine two.")
+    made = svc.consent(sid, "hostile-input-3", purpose_text="Line one.\nLine two.")
     assert made["record"]["purpose_text"] == "Line one.\nLine two."
 
 
