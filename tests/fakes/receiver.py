@@ -49,7 +49,8 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """A receiver listening on `host` (any loopback address) at a free port."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -68,9 +69,9 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    receiver.url = f"http://{host}:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

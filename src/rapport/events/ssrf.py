@@ -1,8 +1,9 @@
 """Outbound URL safety for webhook endpoints: refuse URLs that reach internal addresses (SSRF).
 
 ``check_url`` resolves the host and refuses the URL when any address is not publicly routable,
-unless the operator allowed that address via ``webhooks.allowed_networks``. Callers should connect
-to the returned addresses (not re-resolve the name) so DNS rebinding cannot slip past the check.
+unless the operator allowed that address via ``webhooks.allowed_networks``. Deliveries connect to
+the returned addresses (events/pinned.py), never re-resolving the name, so DNS rebinding cannot
+slip past the check.
 
 Names resolve through the operating system (DNS) unless ``webhooks.resolve_table`` is set: then
 ``table_resolver`` answers from that table alone and no lookup leaves the machine (tests and the

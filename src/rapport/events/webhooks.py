@@ -26,6 +26,7 @@ from sqlalchemy import or_, select, update
 from rapport import __version__
 from rapport.config import WebhookSettings
 from rapport.events import webhook_signing
+from rapport.events.pinned import PinnedBackend, PinnedTransport
 from rapport.events.retry import RetryPolicy, parse_retry_after
 from rapport.events.ssrf import Resolver, UnsafeUrl, check_url, system_resolver
 from rapport.metrics import EVENT_LAG, WEBHOOK_ATTEMPTS, WEBHOOK_DEAD
@@ -73,6 +74,7 @@ class Outbox:
         self._settings = settings
         self._policy = RetryPolicy(tuple(settings.retry_schedule_s), settings.jitter)
         self._resolve = resolve
+        self._pins = PinnedBackend()
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -82,14 +84,20 @@ class Outbox:
     def wake(self) -> None:
         self._wake.set()
 
-    def check(self, url: str) -> None:
-        """Refuse URLs that resolve to private addresses (SSRF), unless allowed in config."""
-        check_url(url, allowed_networks=self._settings.allowed_networks, resolve=self._resolve)
+    def check(self, url: str) -> list[str]:
+        """The addresses to call `url` at; UnsafeUrl when it resolves to private addresses
+        (SSRF), unless allowed in config."""
+        return check_url(
+            url, allowed_networks=self._settings.allowed_networks, resolve=self._resolve
+        )
 
     async def run(self, stopping: Callable[[], bool] = lambda: False) -> None:
         timeout = httpx.Timeout(self._settings.timeout_s)
         headers = {"user-agent": f"rapport-webhooks/{__version__}"}
-        async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+        transport = PinnedTransport(self._pins)
+        async with httpx.AsyncClient(
+            timeout=timeout, headers=headers, transport=transport
+        ) as client:
             try:
                 while not stopping():
                     claimed = await self._claim()
@@ -156,11 +164,12 @@ class Outbox:
             WEBHOOK_DEAD.labels("endpoint_disabled").inc()
             return
         try:
-            await asyncio.to_thread(self.check, endpoint.url)
+            addresses = await asyncio.to_thread(self.check, endpoint.url)
         except UnsafeUrl as e:
             await self._finish(msg_id, DEAD, None, str(e))
             WEBHOOK_DEAD.labels("unsafe_url").inc()
             return
+        self._pins.pin(endpoint.url, addresses)  # connect to what was checked, nothing else
         body = msg.body.encode()
         signed = webhook_signing.headers(
             active_secrets(endpoint, now()), msg.id, int(time.time()), body
