@@ -5,7 +5,6 @@ receiver listens, while the system's resolver (/etc/hosts) says 127.0.0.1, where
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,9 +13,9 @@ from sqlalchemy import select
 
 from rapport.config import WebhookSettings
 from rapport.events.pinned import PinnedBackend, PinnedTransport
-from rapport.events.webhooks import DELIVERED, PENDING, Outbox
-from rapport.store.db import Database
-from rapport.store.tables import WebhookEndpoint, WebhookMessage
+from rapport.events.webhooks import DELIVERED, Outbox
+from rapport.store.tables import WebhookMessage
+from tests.fakes.outbox import pending_deliveries
 from tests.fakes.receiver import webhook_receiver
 from tests.fakes.wait import wait_until
 
@@ -31,34 +30,7 @@ def test_a_delivery_goes_to_the_checked_address_not_a_new_lookup(tmp_path: Path)
         return [CHECKED]
 
     async def main(url: str) -> str:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'rapport.db'}")
-        await db.migrate()
-        now = datetime.now(UTC)
-        async with db.transaction() as s:
-            s.add(
-                WebhookEndpoint(
-                    id="ep_1",
-                    project="default",
-                    url=url,
-                    event_types=[],
-                    secrets=[{"secret": "whsec_" + "a" * 32, "expires_at": None}],
-                    created_at=now,
-                )
-            )
-            s.add(
-                WebhookMessage(
-                    id="msg_1",
-                    endpoint_id="ep_1",
-                    session_id="ses_1",
-                    event_id="evt_1",
-                    event_type="session.started",
-                    body="{}",
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+        db = await pending_deliveries(tmp_path / "rapport.db", [("ep_1", url)])
         settings = WebhookSettings(allowed_networks=["127.0.0.0/8"], poll_s=0.05)
         outbox = Outbox(db, settings, resolve=resolve)
         loop = asyncio.create_task(outbox.run())

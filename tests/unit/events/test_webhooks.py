@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from sqlalchemy import select
 
 from rapport.config import WebhookSettings
 from rapport.events.webhooks import DELIVERED, PENDING, Outbox
-from rapport.store.db import Database
-from rapport.store.tables import WebhookEndpoint, WebhookMessage
+from rapport.store.tables import WebhookMessage
+from tests.fakes.outbox import pending_deliveries
 from tests.fakes.receiver import webhook_receiver
 
 
@@ -38,35 +37,9 @@ def test_a_crashing_delivery_is_logged_and_the_loop_goes_on(
     caplog.set_level(logging.ERROR, logger="rapport.events.webhooks")
 
     async def main(url: str) -> None:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'rapport.db'}")
-        await db.migrate()
-        now = datetime.now(UTC)
-        async with db.transaction() as s:
-            for ep, target in (("we_crash", "http://crash.test/hooks"), ("we_ok", url)):
-                s.add(
-                    WebhookEndpoint(
-                        id=ep,
-                        project="default",
-                        url=target,
-                        event_types=[],
-                        secrets=[{"secret": "whsec_" + "a" * 32, "expires_at": None}],
-                        created_at=now,
-                    )
-                )
-                s.add(
-                    WebhookMessage(
-                        id=f"msg_{ep}",
-                        endpoint_id=ep,
-                        session_id="ses_1",
-                        event_id=f"evt_{ep}",
-                        event_type="session.started",
-                        body="{}",
-                        status=PENDING,
-                        attempts=0,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                )
+        db = await pending_deliveries(
+            tmp_path / "rapport.db", [("we_crash", "http://crash.test/hooks"), ("we_ok", url)]
+        )
         settings = WebhookSettings(allowed_networks=["127.0.0.0/8"], poll_s=0.05)
         outbox = Outbox(db, settings, resolve=resolve)
         loop = asyncio.create_task(outbox.run())
