@@ -23,7 +23,7 @@ from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import load_pack
 from rapport.service import errors, openapi
-from rapport.service.auth import Tokens, close_revoked_forever
+from rapport.service.auth import KeyCache, Tokens, close_revoked_forever
 from rapport.service.limits import RequestLimits
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
             db=db,
             consents=ConsentLog(db, keys),
             tokens=tokens,
+            keys=KeyCache(db, settings.service.key_check_s),
             hub=hub,
             outbox=outbox,
             recorder=recorder,

@@ -118,6 +118,37 @@ async def check_api_key(db: Database, key: str) -> Caller | None:
     return Caller(row.id, row.project, row.scope)
 
 
+class KeyCache:
+    """Valid keys remembered for `ttl_s` (service.key_check_s), so a busy backend's requests do
+    not each look their key up: a key revoked in another process (`rapport keys revoke`) is
+    refused within `ttl_s`, one revoked through this one at once (`forget`). Unknown keys are
+    never remembered: a new key works at once, and guessing costs a lookup each."""
+
+    def __init__(self, db: Database, ttl_s: float) -> None:
+        self._db, self._ttl_s = db, ttl_s
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    async def check(self, key: str) -> Caller | None:
+        digest = hash_key(key)
+        hit = self._known.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        who = await check_api_key(self._db, key)
+        if who is None:
+            self._known.pop(digest, None)
+        else:
+            if len(self._known) > 10_000:  # bounded: expired entries go first, then all
+                self._known = {d: h for d, h in self._known.items() if h[1] > now}
+                if len(self._known) > 10_000:
+                    self._known.clear()
+            self._known[digest] = (who, now + self._ttl_s)
+        return who
+
+    def forget(self, key_id: str) -> None:
+        self._known = {d: h for d, h in self._known.items() if h[0].key_id != key_id}
+
+
 async def key_is_live(db: Database, key_id: str) -> bool:
     async with db.session() as s:
         row = await s.get(ApiKey, key_id)

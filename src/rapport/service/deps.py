@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from rapport.service.auth import Caller, Scope, allows, check_api_key
+from rapport.service.auth import Caller, Scope, allows
 from rapport.service.errors import ApiError
 from rapport.service.state import State, state
 
@@ -26,7 +26,7 @@ def caller(needed: Scope) -> Callable[[Request, State], Awaitable[Caller]]:
         key = bearer(request.headers.get("authorization"))
         if key is None:
             raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer rk_...'")
-        who = await check_api_key(st.db, key)
+        who = await st.keys.check(key)
         if who is None:
             raise ApiError(401, "unauthorized", "the API key is not valid")
         if not allows(who.scope, needed):

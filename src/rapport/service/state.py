@@ -11,7 +11,7 @@ from rapport.consent.store import ConsentLog
 from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import OfflinePack
-from rapport.service.auth import Tokens
+from rapport.service.auth import KeyCache, Tokens
 from rapport.service.recorder import Recorder
 from rapport.service.rooms import Rooms
 from rapport.service.runs import Runs
@@ -25,6 +25,7 @@ class State:
     db: Database
     consents: ConsentLog
     tokens: Tokens
+    keys: KeyCache
     hub: EventHub
     outbox: Outbox
     recorder: Recorder

@@ -67,7 +67,9 @@ class ConsentLogEntry(Base):
     kid: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
 
-    __table_args__ = (UniqueConstraint("entry_hash", name="uq_consent_log_entry_hash"),)
+    __table_args__ = (
+        UniqueConstraint("project", "entry_hash", name="uq_consent_log_entry_hash"),
+    )
 
 
 class Consent(Base):

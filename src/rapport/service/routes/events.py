@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from rapport.events.websocket import CLOSE_KEY_REVOKED, CLOSE_TOO_SLOW, Outgoing, Subscription
 from rapport.service.api import MAX_SEQ
-from rapport.service.auth import check_api_key, key_is_live
+from rapport.service.auth import key_is_live
 from rapport.service.deps import bearer
 from rapport.service.state import State, ws_state
 from rapport.store.tables import Event as EventRow
@@ -53,7 +53,7 @@ async def _authorised(ws: WebSocket, st: State, row: Session, token: str | None)
         return grant.key_id if ok and await key_is_live(st.db, grant.key_id) else None
     if token is not None:
         return None
-    who = await check_api_key(st.db, credential)
+    who = await st.keys.check(credential)
     return who.key_id if who is not None and who.project == row.project else None
 
 

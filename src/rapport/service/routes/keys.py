@@ -45,5 +45,6 @@ async def revoke_key(key_id: str, st: App, who: Admin) -> KeyOut:
     row = await revoke_api_key(st.db, key_id, who.project)
     if row is None:
         raise not_found("API key", key_id)
+    st.keys.forget(row.id)
     st.hub.revoke_keys({row.id})
     return _out(row)

@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("project", sa.String(length=64), nullable=False),
         *_log_columns(),
         sa.PrimaryKeyConstraint("project", "seq", name="pk_consent_log"),
-        sa.UniqueConstraint("entry_hash", name="uq_consent_log_entry_hash"),
+        sa.UniqueConstraint("project", "entry_hash", name="uq_consent_log_entry_hash"),
     )
     op.execute(
         f"INSERT INTO consent_log_v3 (project, {_LOG}) SELECT 'default', {_LOG} FROM consent_log"
