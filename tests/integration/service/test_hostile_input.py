@@ -123,7 +123,6 @@ NUL = "\x00"
 
 
 def _cases(svc: Service, talk: Recording) -> list[tuple[str, httpx.Response]]:
-    # User ids of their own: the PostgreSQL database is shared with other tests.
     sid = svc.session(talk)["id"]
     ok_consent = svc.consent(sid, "hostile-input-1")
     ep = svc.http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/h"}).json()
@@ -185,6 +184,9 @@ def test_control_characters_are_refused_with_422_everywhere(
     if database == "postgres":
         overrides = {"service": {"database_url": request.getfixturevalue("postgres_url")}}
     svc: Service = make_service(overrides)
+    # A project of its own: the suite's PostgreSQL database is shared, and other tests read the
+    # default project's consent log.
+    svc.http.headers["authorization"] = f"Bearer {svc.new_key('hostile-input', 'admin')[1]}"
     for what, r in _cases(svc, short_talk):
         assert r.status_code == 422, f"{what}: {r.status_code} {r.text}"
         error = r.json()["error"]
