@@ -73,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
         help="its secret (default: livekit.api_secret; prefer RAPPORT_LIVEKIT__API_SECRET)",
     )
 
+    w = sub.add_parser("worker", help="take room jobs from LiveKit's agent dispatch")
+    w.add_argument("--url", dest="livekit_url", help="LiveKit server (default: livekit.url)")
+    w.add_argument("--api-key", dest="livekit_api_key", help="its API key (livekit.api_key)")
+    w.add_argument(
+        "--api-secret",
+        dest="livekit_api_secret",
+        help="its secret (default: livekit.api_secret; prefer RAPPORT_LIVEKIT__API_SECRET)",
+    )
+    w.add_argument("--agent-name", default="rapport", help="agent name dispatched to (rapport)")
+    w.add_argument("--max-jobs", type=int, default=4, help="rooms held at once (4)")
+    w.add_argument(
+        "--drain-s", type=float, default=30.0, help="on SIGTERM, wait this long for jobs (30)"
+    )
+
     k = sub.add_parser("keys", help="API keys for product backends")
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     kc = ksub.add_parser("create", help="create an API key (shown once)")
@@ -280,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The service logs its work at INFO; other commands talk through the console and log only
     # what goes wrong. Either way a line keeps its structured fields (rapport.logs).
-    level = logging.INFO if args.command == "serve" else logging.WARNING
+    level = logging.INFO if args.command in ("serve", "worker") else logging.WARNING
     configure_logging(level)
     try:
         settings = load_settings(args.config)
@@ -295,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rapport.service.server import serve
 
             return serve(_with_livekit(settings, args), args.host, args.port)
+        if args.command == "worker":
+            from rapport.worker.process import run_worker
+
+            lk = _with_livekit(settings, args).livekit
+            return run_worker(
+                lk, agent_name=args.agent_name, max_jobs=args.max_jobs, drain_s=args.drain_s
+            )
         if args.command == "keys":
             from rapport.service.server import keys
 
