@@ -155,4 +155,13 @@ log "while dockerd ran: docker0 $(grep -c docker0 "$state/during/links") link(s)
 health=$(docker inspect -f '{{.State.Health.Status}}' "$("${compose[@]}" ps -q rapport)")
 log "rapport container HEALTHCHECK: $health"
 [ "$code" = 200 ] && [ "$health" = healthy ] || exit 1
+# Every worker replica registered with livekit as an agent worker.
+want=$("${compose[@]}" ps -q worker | wc -l)
+for _ in $(seq 30); do
+  got=$("${compose[@]}" logs worker 2>/dev/null | grep -c "agent worker registered" || true)
+  [ "$got" -ge "$want" ] && break
+  sleep 1
+done
+log "workers registered with livekit: $got of $want"
+[ "$want" -ge 1 ] && [ "$got" -ge "$want" ] || { "${compose[@]}" logs --tail 20 worker; exit 1; }
 log "ok"
