@@ -440,6 +440,8 @@ class AgentWorker:
         await self.drain(0)
 
     async def _close(self) -> None:
+        if self._state is WorkerState.CLOSED:  # two drains at once: the first closes
+            return
         if self._ws is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.join(), FLUSH_TIMEOUT_S)

@@ -14,18 +14,28 @@ import logging
 
 from livekit import rtc
 
+from rapport.errors import RapportError
+from rapport.taps.livekit import ENDING
 from rapport.worker.jobs import JobInfo
 
 log = logging.getLogger(__name__)
 
 
+class RoomLost(RapportError):
+    """The job was cut from its room by something other than the room's end."""
+
+    retryable = True
+
+
 async def join_room(job: JobInfo) -> None:
-    """Returns when the room disconnects us (deleted, closed, removed); cancelled on termination,
-    leaving the room on the way out."""
+    """Returns when the room ends (deleted, closed, we were removed); raises RoomLost when cut off
+    otherwise; cancelled on termination, leaving the room on the way out."""
     room = rtc.Room()
     gone = asyncio.Event()
+    why: list[rtc.DisconnectReason.ValueType] = []
 
     def disconnected(reason: rtc.DisconnectReason.ValueType) -> None:
+        why.append(reason)
         log.info(
             "job left the room",
             extra={"job_id": job.job_id, "reason": rtc.DisconnectReason.Name(reason)},
@@ -46,3 +56,11 @@ async def join_room(job: JobInfo) -> None:
             with contextlib.suppress(rtc.ConnectError):
                 await connecting
         await room.disconnect()
+    if not room_over(why[-1]):
+        raise RoomLost(f"the job lost the room: {rtc.DisconnectReason.Name(why[-1])}")
+
+
+def room_over(reason: rtc.DisconnectReason.ValueType) -> bool:
+    """Whether a disconnect ends the job as done (the room ended, or we were asked to leave);
+    any other (the server lost, a failed reconnect) fails it, so the server may dispatch again."""
+    return reason in ENDING
