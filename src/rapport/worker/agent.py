@@ -185,14 +185,16 @@ class AgentWorker:
             while not self._closing.is_set():
                 if self._state is not WorkerState.DRAINING:
                     self._move(WorkerState.CONNECTING)
+                before = self.registrations
                 try:
-                    if await self._connection(http):
-                        attempt = 0
+                    await self._connection(http)
                 except (*CONNECTION_LOST, WorkerProtocolError) as e:
                     log.warning(
                         "agent connection failed",
                         extra={"error": type(e).__name__, "detail": str(e), "attempt": attempt},
                     )
+                if self.registrations > before:  # it was up: back off from the start
+                    attempt = 0
                 self.registered.clear()
                 if self._closing.is_set():
                     break
@@ -222,8 +224,8 @@ class AgentWorker:
             )
         )
 
-    async def _connection(self, http: aiohttp.ClientSession) -> bool:
-        """One connection: register, then serve until it closes. True when it registered."""
+    async def _connection(self, http: aiohttp.ClientSession) -> None:
+        """One connection: register, then serve until it closes."""
         headers = {"Authorization": f"Bearer {self._token()}"}
         async with http.ws_connect(self._agent_url, headers=headers, heartbeat=30.0) as ws:
             await ws.send_bytes(self._register_message().SerializeToString())
@@ -260,7 +262,6 @@ class AgentWorker:
                 for t in helpers:
                     t.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-        return True
 
     async def _receiver(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for frame in ws:
