@@ -34,6 +34,8 @@ record() {  # record DIR: the host network state that dockerd changes
   sysctl -n net.ipv4.ip_forward >"$1/ip_forward"
   ip -o link show >"$1/links"
   iptables-save >"$1/iptables-save" 2>/dev/null || true
+  # br_netfilter, which dockerd loads: reported, not undone (unloading a module is not ours to do)
+  sysctl -n net.bridge.bridge-nf-call-iptables >"$1/bridge-nf" 2>/dev/null || echo absent >"$1/bridge-nf"
 }
 
 started_dockerd=""
@@ -79,6 +81,7 @@ cleanup() {
     echo "  ip_forward: $(cat "$state/after/ip_forward")"
     echo "  iptables -P FORWARD: $(grep -- '-P FORWARD' "$state/after/iptables-S" || echo '(none)')"
     echo "  iptables -S lines: $(wc -l <"$state/after/iptables-S"), nat: $(wc -l <"$state/after/iptables-nat-S")"
+    echo "  net.bridge.bridge-nf-call-iptables (br_netfilter; not undone): before $(cat "$state/before/bridge-nf"), after $(cat "$state/after/bridge-nf")"
   fi
   log "records and logs in $state"
   exit $rc
