@@ -63,10 +63,11 @@ class Http:
         self._r = self._w = None
 
 
-def _consent(session_id: str, i: int) -> dict[str, Any]:
+def consent_body(session_id: str, user_id: str) -> dict[str, Any]:
+    """A valid self-coaching consent for one person in one session, granted now for an hour."""
     now = datetime.now(UTC)
     return {
-        "user_id": f"user-{i}",
+        "user_id": user_id,
         "session_id": session_id,
         "purpose": "self_coaching",
         "purpose_text": "rapport shows you how engaged you came across, for your eyes only.",
@@ -151,7 +152,12 @@ def consent_writes(url: str, key: str, clients: int, sessions: list[str]) -> dic
     async def run() -> dict[str, Any]:
         warm = iter([("GET", "/v1/purposes", None)] * clients * 4)
         await _workers(url, key, clients, warm, None)
-        jobs = iter([("POST", "/v1/consents", _consent(sid, i)) for i, sid in enumerate(sessions)])
+        jobs = iter(
+            [
+                ("POST", "/v1/consents", consent_body(sid, f"user-{i}"))
+                for i, sid in enumerate(sessions)
+            ]
+        )
         got = await _workers(url, key, clients, jobs, None)
         got["ids"] = [json.loads(b)["id"] for b in got.pop("bodies")]
         return got

@@ -43,7 +43,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.fakes: the loopback webhook receiver
+
+from bench_load import consent_body  # noqa: E402  (a script beside this one)
 
 from tests.fakes.receiver import Receiver, webhook_receiver  # noqa: E402
 
@@ -209,18 +211,7 @@ class Server:
         return str(r.json()["id"])
 
     def consent(self, session_id: str, user_id: str) -> str:
-        now = datetime.now(UTC)
-        body = {
-            "user_id": user_id,
-            "session_id": session_id,
-            "purpose": "self_coaching",
-            "purpose_text": "rapport shows you how engaged you came across, for your eyes only.",
-            "notice_version": "2026-11",
-            "jurisdiction": "DE",
-            "modalities": ["face", "voice", "text"],
-            "granted_at": now.isoformat(),
-            "expires_at": (now + timedelta(hours=1)).isoformat(),
-        }
+        body = consent_body(session_id, user_id)
         r = self.http.post("/v1/consents", json=body)
         r.raise_for_status()
         return str(r.json()["id"])

@@ -25,31 +25,21 @@ from rapport.config import LiveKitSettings
 from rapport.livekit import LocalServer
 from rapport.worker import AgentWorker, JobState, WorkerState, dispatch_room
 from rapport.worker.room_job import join_room
+from tests.fakes.wait import wait_until_async
 
 T = TypeVar("T")
 DEADLINE_S = 10.0
 
 
-async def until(predicate: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-async def until_async(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = DEADLINE_S
+async def until(
+    probe: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout: float = DEADLINE_S,
 ) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.05)
+    return await wait_until_async(probe, timeout, what)
+
+
+until_async = until
 
 
 def settings(lk: LocalServer) -> LiveKitSettings:

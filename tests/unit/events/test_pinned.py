@@ -17,7 +17,7 @@ from rapport.events.webhooks import DELIVERED, Outbox
 from rapport.store.tables import WebhookMessage
 from tests.fakes.outbox import pending_deliveries
 from tests.fakes.receiver import webhook_receiver
-from tests.fakes.wait import wait_until
+from tests.fakes.wait import wait_until, wait_until_async
 
 CHECKED = "127.0.0.2"
 
@@ -34,14 +34,18 @@ def test_a_delivery_goes_to_the_checked_address_not_a_new_lookup(tmp_path: Path)
         settings = WebhookSettings(allowed_networks=["127.0.0.0/8"], poll_s=0.05)
         outbox = Outbox(db, settings, resolve=resolve)
         loop = asyncio.create_task(outbox.run())
+        last = ""
+
+        async def delivered() -> bool:
+            nonlocal last
+            async with db.session() as s:
+                msg = (await s.scalars(select(WebhookMessage))).one()
+            last = f"{msg.status} {msg.last_error}"
+            return msg.status == DELIVERED
+
         try:
-            deadline = asyncio.get_running_loop().time() + 10
-            while True:
-                async with db.session() as s:
-                    msg = (await s.scalars(select(WebhookMessage))).one()
-                if msg.status == DELIVERED or asyncio.get_running_loop().time() > deadline:
-                    return f"{msg.status} {msg.last_error}"
-                await asyncio.sleep(0.02)
+            await wait_until_async(delivered, 10, lambda: f"the delivery (last: {last})")
+            return last
         finally:
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)

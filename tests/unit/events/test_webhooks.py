@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,13 @@ from rapport.events.webhooks import DELIVERED, PENDING, Outbox
 from rapport.store.tables import WebhookMessage
 from tests.fakes.outbox import pending_deliveries
 from tests.fakes.receiver import webhook_receiver
+from tests.fakes.wait import wait_until_async
 
 
 def resolve(host: str, port: int) -> list[str]:
     if host == "crash.test":
         raise RuntimeError("a bug in the resolver")
     return ["127.0.0.1"]
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def test_a_crashing_delivery_is_logged_and_the_loop_goes_on(
@@ -53,7 +46,9 @@ def test_a_crashing_delivery_is_logged_and_the_loop_goes_on(
             return delivered and bool(caplog.records)
 
         try:
-            await until(both_done, 10, "one delivery to crash and the other to be delivered")
+            await wait_until_async(
+                both_done, 10, "one delivery to crash and the other to be delivered"
+            )
             assert not loop.done()
             crashed = (await messages())["msg_we_crash"]
             # Left leased: retried once the lease expires, as if its worker had died.
