@@ -81,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         dest="livekit_api_secret",
         help="its secret (default: livekit.api_secret; prefer RAPPORT_LIVEKIT__API_SECRET)",
     )
-    w.add_argument("--agent-name", default="rapport", help="agent name dispatched to (rapport)")
+    w.add_argument(
+        "--agent-name",
+        help="agent name the API dispatches to (default: livekit.agent_name, else rapport)",
+    )
     w.add_argument("--max-jobs", type=int, default=4, help="rooms held at once (4)")
     w.add_argument(
         "--drain-s", type=float, default=30.0, help="on SIGTERM, wait this long for jobs (30)"
@@ -312,9 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from rapport.worker.process import run_worker
 
-            lk = _with_livekit(settings, args).livekit
             return run_worker(
-                lk, agent_name=args.agent_name, max_jobs=args.max_jobs, drain_s=args.drain_s
+                _with_livekit(settings, args),
+                agent_name=args.agent_name or settings.livekit.agent_name or "rapport",
+                max_jobs=args.max_jobs,
+                drain_s=args.drain_s,
             )
         if args.command == "keys":
             from rapport.service.server import keys

@@ -221,6 +221,27 @@ class LiveKitSettings(_Section):
     reconcile_s: float = Field(
         30.0, gt=0, description="How often rooms are reconciled against the room service."
     )
+    agent_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Workers: when set, `rapport serve` runs no bot itself; it asks LiveKit's "
+        "agent dispatch for a `rapport worker` of this name for each room session (PostgreSQL "
+        "shared).",
+    )
+    lease_s: float = Field(
+        3.0,
+        ge=0.5,
+        le=60,
+        description="Workers: how long a worker's hold on a session lasts unless renewed (every "
+        "third of it); a worker silent this long is presumed dead and its room dispatched again.",
+    )
+    redispatch_s: float = Field(
+        10.0,
+        gt=0,
+        description="Workers: a room session no worker took within this is dispatched again "
+        "(LiveKit never retries a dispatch no worker took).",
+    )
     max_backlog: int = Field(
         64, ge=1, description="Video frames waiting for the session past this: the oldest goes."
     )

@@ -6,7 +6,8 @@ Events
   E2. `seq` is gap-free from 0; exactly one `session.started`, first; at most one
       `session.summary`, last (exactly one once the session ended).
   E3. Windows are contiguous on one timeline: the engagement windows start at 0, each starts where
-      the previous ended, and each has its `turns.window` over the same media time.
+      the previous ended (or, after a `session.resumed`, where its gap ends: the gap starts where
+      the last window ended), and each has its `turns.window` over the same media time.
   E4. Shares and ratios lie in [0, 1] (speaking shares, silence share, evenness, engagement and its
       components, faces >= 0); valence and arousal in [-1, 1].
   E5. A window's room `participants` counts the people who contributed data to it, and, with
@@ -112,10 +113,23 @@ def _windows(events: Sequence[Event]) -> None:
     ]
     _require(spans == turns, "E3", "engagement and turns windows differ")
     end = 0.0
-    for start, stop in spans:
-        _require(math.isclose(start, end, abs_tol=1e-6), "E3", f"window at {start} after {end}")
-        _require(stop > start, "E3", f"empty window at {start}")
-        end = stop
+    for e in events:
+        if e.type == EventType.SESSION_RESUMED:
+            gap = e.data.model_dump()["gap"]
+            _require(
+                math.isclose(gap["start"], end, abs_tol=1e-6),
+                "E3",
+                f"seq {e.seq}: a gap from {gap['start']} after windows up to {end}",
+            )
+            _require(gap["end"] >= gap["start"], "E3", f"seq {e.seq}: a gap that ends first")
+            end = gap["end"]
+        elif e.type == EventType.ENGAGEMENT_WINDOW:
+            start, stop = e.media_time.start, e.media_time.end
+            _require(
+                math.isclose(start, end, abs_tol=1e-6), "E3", f"window at {start} after {end}"
+            )
+            _require(stop > start, "E3", f"empty window at {start}")
+            end = stop
 
 
 def _engagement_window(

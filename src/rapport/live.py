@@ -11,7 +11,8 @@ worker thread, in arrival order. The tap never waits for a model, and what waits
 
 Drops are counted (`dropped_video`, `dropped_audio`) and handed to the session's summary; the
 drops and the items waiting also go to the process's metrics (rapport/metrics.py).
-`finish(t)` ends after everything queued before it; nothing is accepted after it.
+`finish(t)` ends after everything queued before it; nothing is accepted after it. `suspend(t)` ends
+the same way but hands the session over (its open windows go out, no summary).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class EndStream:
 @dataclass(slots=True, frozen=True)
 class _Finish:
     t: float
+    suspend: bool = False
+    """Hand over instead of ending: open windows go out, no summary (Session.suspend)."""
 
 
 LiveItem = VideoFrame | AudioChunk | Utterance | Tick | EndStream
@@ -198,13 +201,14 @@ class LiveSession:
             self._backlog.put(item)
             self._ready.notify_all()
 
-    def finish(self, t: float) -> None:
-        """End at media time `t`: items queued before are processed, then the summary goes out."""
+    def finish(self, t: float, *, suspend: bool = False) -> None:
+        """End at media time `t`: items queued before are processed, then the summary goes out
+        (`suspend`: the open windows, and no summary)."""
         with self._lock:
             if self._finishing:
                 return
             self._finishing = True
-            self._backlog.put(_Finish(t))
+            self._backlog.put(_Finish(t, suspend))
             self._ready.notify_all()
 
     def waiting(self) -> list[LiveItem]:
@@ -247,6 +251,9 @@ class LiveSession:
                     session.tick(item.t)
                 elif isinstance(item, EndStream):
                     session.end_stream(item.kind, item.stream)
+                elif item.suspend:
+                    session.suspend(item.t)
+                    return
                 else:  # nothing is queued after the finish: the counts are final
                     dropped = {
                         "video_frames_behind_session": self.dropped_video,

@@ -42,7 +42,14 @@ from rapport.analytics.windows import WindowAggregator, WindowResult, slope_per_
 from rapport.config import Settings
 from rapport.consent.gate import ConsentGate, Purge
 from rapport.events.bus import EventBus
-from rapport.events.schema import Event, EventType, SentimentShiftData, SessionStartedData
+from rapport.events.schema import (
+    Event,
+    EventType,
+    MediaTime,
+    SentimentShiftData,
+    SessionResumedData,
+    SessionStartedData,
+)
 from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment, Utterance, VideoFrame
 from rapport.metrics import INFERENCE_SECONDS, WINDOWS_EMITTED
 from rapport.pack import OfflinePack
@@ -163,6 +170,22 @@ class Session:
             ),
         )
 
+    def resume(self, *, at: float, gap_start: float, reason: str) -> None:
+        """Carry on a live session another worker held until media time `gap_start` (the end of
+        its last window): windows start again at the first boundary from `at`, and a
+        session.resumed event states the media time no worker analysed."""
+        boundary = self._windows.resume_at(at)
+        self._progress = max(self._progress, at)
+        self._bus.emit(
+            EventType.SESSION_RESUMED,
+            gap_start,
+            boundary,
+            SessionResumedData(
+                reason="worker_drained" if reason == "worker_drained" else "worker_lost",
+                gap=MediaTime(start=gap_start, end=boundary),
+            ),
+        )
+
     @property
     def media_time(self) -> float:
         """How far the media has arrived, in seconds (safe to read from any thread)."""
@@ -249,6 +272,22 @@ class Session:
         self._advance()
 
     # -- end --------------------------------------------------------------------------------------
+
+    def suspend(self, t: float) -> None:
+        """Hand the session over (its worker is shutting down): open speech and every open window
+        up to media time `t` are closed and emitted, no summary; the worker that resumes it
+        starts at the next window boundary. Nothing is kept."""
+        self._purge()
+        for mic in list(self._mics.values()):
+            for segment in mic.vad.flush():
+                self._on_speech(mic, segment)
+        for result in self._windows.flush(t):
+            self._emit_window(result)
+        self._mics.clear()
+        self._faces.clear()
+        self._baselines.clear()
+        self._marks.clear()
+        self._cues.clear()
 
     def finish(self, duration_s: float, dropped_by_tap: dict[str, int] | None = None) -> Event:
         self._purge()

@@ -271,6 +271,13 @@ class WindowAggregator:
             acc.text_arousal += score.arousal * weight
             acc.text_weight += weight
 
+    def resume_at(self, t: float) -> float:
+        """A session carried on from media time `t` by another worker: windows start again at the
+        next boundary (an earlier one may have been emitted, or held data this one never saw);
+        returns that boundary. Items before it count as late."""
+        self._next_index = max(self._next_index, math.ceil(t / self._w - 1e-9))
+        return self._next_index * self._w
+
     def advance(self, watermark: float) -> list[WindowResult]:
         """Close, in order, every window whose end is at or before `watermark`."""
         out: list[WindowResult] = []

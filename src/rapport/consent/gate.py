@@ -110,6 +110,11 @@ class ConsentGate:
             self._to_purge.append(Purge(user_id, True, self._tokens.pop(user_id, "")))
         self._notify()
 
+    def in_force(self) -> dict[str, str]:
+        """Person -> the consent in force for them now (granted, not revoked or erased)."""
+        with self._lock:
+            return {user: g.consent_id for user, g in self._grants.items()}
+
     def _notify(self) -> None:
         for changed in self._watchers:
             changed()

@@ -17,11 +17,14 @@ Sink = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, session_id: str, models: dict[str, str], sinks: list[Sink]) -> None:
+    def __init__(
+        self, session_id: str, models: dict[str, str], sinks: list[Sink], first_seq: int = 0
+    ) -> None:
+        """`first_seq`: where a session resumed on another worker goes on (its next seq)."""
         self._session_id = session_id
         self._models = dict(models)
         self._sinks = list(sinks)
-        self._seq = 0
+        self._seq = first_seq
         # A session emits from its worker thread, the service (consent.revoked) from another.
         self._lock = threading.Lock()
 

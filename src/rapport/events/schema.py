@@ -25,6 +25,7 @@ class EventType(StrEnum):
     SENTIMENT_SHIFT = "sentiment.shift"
     SESSION_SUMMARY = "session.summary"
     CONSENT_REVOKED = "consent.revoked"
+    SESSION_RESUMED = "session.resumed"
 
 
 class _Model(BaseModel):
@@ -121,6 +122,17 @@ class ConsentRevokedData(_Model):
     purged: bool = Field(description="The person's in-memory state was purged.")
 
 
+class SessionResumedData(_Model):
+    reason: Literal["worker_lost", "worker_drained"] = Field(
+        description="Why the session moved to another worker: the one holding it stopped "
+        "answering (crashed, cut off), or was shut down and handed it over."
+    )
+    gap: MediaTime = Field(
+        description="Media time no worker analysed: from the end of the last window emitted "
+        "before the move to where windows resume. Nothing in it is in any window."
+    )
+
+
 class Moment(_Model):
     kind: Literal["engagement_peak", "engagement_dip", "sentiment_shift"]
     media_time: MediaTime
@@ -162,6 +174,7 @@ class Event(_Model):
         | SessionStartedData
         | SessionSummaryData
         | ConsentRevokedData
+        | SessionResumedData
     )
     models: dict[str, str] = Field(description="Which model produced each modality's numbers.")
     notice: str = NOTICE
@@ -184,6 +197,7 @@ _DATA_TYPES: dict[EventType, type[_Model]] = {
     EventType.SENTIMENT_SHIFT: SentimentShiftData,
     EventType.SESSION_SUMMARY: SessionSummaryData,
     EventType.CONSENT_REVOKED: ConsentRevokedData,
+    EventType.SESSION_RESUMED: SessionResumedData,
 }
 
 

@@ -58,6 +58,10 @@ class EventHub:
             if not subs:
                 del self._subs[sub.session_id]
 
+    def has(self, session_id: str) -> bool:
+        """Whether any connection waits for this session's events."""
+        return session_id in self._subs
+
     def publish(self, session_id: str, item: Outgoing) -> None:
         for sub in list(self._subs.get(session_id, ())):
             if sub.cut.is_set():

@@ -18,12 +18,14 @@ from rapport import NOTICE, __version__
 from rapport.config import Settings
 from rapport.consent.records import KeyRing
 from rapport.consent.store import ConsentLog
+from rapport.errors import InputError
 from rapport.events.ssrf import resolver_for
 from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import load_pack
 from rapport.service import errors, openapi
 from rapport.service.auth import KeyCache, Tokens, close_revoked_forever
+from rapport.service.fleet import Fleet
 from rapport.service.limits import RequestLimits
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
@@ -71,11 +73,22 @@ def create_app(settings: Settings) -> FastAPI:
                     row.status, row.error, row.counts = status, error, counts
                     row.ended_at = datetime.now(UTC)
 
+        fleet = None
+        if settings.livekit.agent_name:  # workers run the rooms: their sessions stay theirs
+            if db.engine.dialect.name != "postgresql":
+                raise InputError(
+                    "livekit.agent_name: workers share the API's state in PostgreSQL; set "
+                    "service.database_url to a postgresql+asyncpg:// URL"
+                )
+            fleet = Fleet(settings, db, hub, outbox)
         # Sessions a previous process was running when it died cannot resume from a recording.
+        interrupted = Session.status == "running"
+        if fleet is not None:
+            interrupted &= Session.source_kind != "room"
         async with db.transaction() as s:
             await s.execute(
                 update(Session)
-                .where(Session.status == "running")
+                .where(interrupted)
                 .values(status="interrupted", ended_at=datetime.now(UTC))
             )
         runs = Runs(settings, pack, recorder, finished)
@@ -90,7 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
             recorder=recorder,
             runs=runs,
             loops=Supervisor(RESTART_BACKOFF),
-            rooms=Rooms(settings.livekit, db, runs) if settings.livekit.url else None,
+            rooms=Rooms(settings.livekit, db, runs)
+            if settings.livekit.url and fleet is None
+            else None,
+            fleet=fleet,
             pack=pack,
         )
         app.state.rapport = st
@@ -98,6 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
         loops.start("webhooks", outbox.run)
         if st.rooms is not None:
             loops.start("rooms", st.rooms.reconcile_forever)
+        if fleet is not None:
+            loops.start("dispatch", fleet.reconcile_forever)
+            loops.start("notices", fleet.listen)
         loops.start("keys", lambda: close_revoked_forever(db, hub, settings.service.key_check_s))
         days, every = settings.retention.days, settings.retention.purge_interval_s
         loops.start("retention", lambda: purge_forever(db, days, every))

@@ -13,6 +13,8 @@ from rapport.events.webhooks import PENDING, Outbox, now
 from rapport.events.websocket import EventHub, Outgoing
 from rapport.metrics import EVENT_LAG
 from rapport.store.db import Database
+from rapport.store.leases import fence
+from rapport.store.notify import EVENTS, ORIGIN, notify
 from rapport.store.tables import Event as EventRow
 from rapport.store.tables import Session, WebhookEndpoint, WebhookMessage
 
@@ -24,10 +26,14 @@ class Recorder:
     def __init__(self, db: Database, hub: EventHub, outbox: Outbox) -> None:
         self._db, self._hub, self._outbox = db, hub, outbox
 
-    async def record(self, event: Event) -> None:
+    async def record(self, event: Event, epoch: int | None = None) -> None:
+        """`epoch`: a worker's claim on the session (see store/leases.py); the event is stored
+        only while the claim is still its own, else Fenced is raised and nothing is written."""
         body = event.to_json()
         t = now()
         async with self._db.transaction() as s:
+            if epoch is not None:
+                await fence(s, event, epoch)
             s.add(
                 EventRow(
                     session_id=event.session_id,
@@ -62,6 +68,7 @@ class Recorder:
                         created_at=t,
                     )
                 )
+            await notify(s, EVENTS, f"{ORIGIN} {event.session_id} {event.seq}")
         final = event.type == EventType.SESSION_SUMMARY
         self._hub.publish(event.session_id, Outgoing(event.seq, body, final))
         _PUBLISHED.observe((now() - event.emitted_at).total_seconds())

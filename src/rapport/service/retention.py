@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.consent.records import LogEntry
 from rapport.consent.store import ConsentLog, iso
 from rapport.service.api import ErasureOut
+from rapport.service.fleet import Fleet
 from rapport.service.runs import Runs
 from rapport.store.db import Database
+from rapport.store.notify import CONSENTS, notify
 from rapport.store.tables import Consent, ConsentLogEntry, Event, Session, WebhookMessage
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,12 @@ async def purge_forever(db: Database, days: float, interval_s: float) -> None:
 
 
 async def erase_subject(
-    db: Database, consents: ConsentLog, runs: Runs, project: str, user_id: str
+    db: Database,
+    consents: ConsentLog,
+    runs: Runs,
+    project: str,
+    user_id: str,
+    fleet: Fleet | None = None,
 ) -> ErasureOut:
     mine = (Consent.project == project, Consent.user_id == user_id)
     async with db.session() as s:
@@ -54,6 +61,8 @@ async def erase_subject(
     now = datetime.now(UTC)
     for session_id in sorted({c.session_id for c in rows}):  # processing stops first
         await runs.erase(session_id, user_id)
+        if fleet is not None:
+            await fleet.erase(session_id, user_id)
     if not rows:
         return ErasureOut(
             user_id=user_id,
@@ -74,6 +83,8 @@ async def erase_subject(
             .values(content=None)
         )
         await s.execute(delete(Consent).where(*mine))
+        for session_id in sessions:  # a worker that claims one meanwhile drops them too
+            await notify(s, CONSENTS, session_id)
         for row in await s.scalars(select(Session).where(Session.id.in_(sessions))):
             if row.counts:  # an ended session's counters, as stored
                 row.counts = without_person(row.counts, user_id)

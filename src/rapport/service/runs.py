@@ -41,6 +41,18 @@ Finished = Callable[[str, str, str | None, dict[str, object]], Awaitable[None]]
 """(session id, final status, error, counts): awaited on the event loop when a run ends."""
 
 
+@dataclass(slots=True, frozen=True)
+class Resume:
+    """Where a live session another worker held goes on: its next `seq`, its media time now, and
+    the end of the last window it emitted (session.resumed states the gap)."""
+
+    first_seq: int
+    media_time: float
+    gap_start: float
+    reason: str
+    """worker_lost | worker_drained"""
+
+
 @dataclass(slots=True)
 class Run:
     session_id: str
@@ -53,6 +65,10 @@ class Run:
     tap: RoomTap | None = None
     live: LiveSession | None = None
     task: asyncio.Task[None] | None = None
+    suspending: bool = False
+    epoch: int | None = None
+    """A worker's claim on the session: its events are stored only while it holds."""
+    """Handing over (a worker drains): the open windows go out, no summary; ends "suspended"."""
 
     def counts(self) -> dict[str, object]:
         """The gate's counters, and the bot's (subscriptions, frames, layer sizes) in a room."""
@@ -157,6 +173,18 @@ class Runs:
             await run.done.wait()
         self._runs.pop(session_id, None)
 
+    async def suspend(self, session_id: str) -> None:
+        """Hand a room session over: the bot leaves, its open windows go out, no summary; the
+        run ends with status "suspended" for another worker to resume."""
+        run = self._runs.get(session_id)
+        if run is None or run.task is None:
+            return
+        run.suspending = True
+        run.stop.set()
+        if run.tap is not None:
+            run.tap.stop()
+        await run.done.wait()
+
     async def shutdown(self) -> None:
         for run in list(self._runs.values()):
             run.stop.set()
@@ -170,12 +198,20 @@ class Runs:
                     await asyncio.wait_for(run.done.wait(), EMIT_TIMEOUT_S)
 
     def start_room(
-        self, run: Run, *, url: str, token: Callable[[], str], reporting: Reporting
+        self,
+        run: Run,
+        *,
+        url: str,
+        token: Callable[[], str],
+        reporting: Reporting,
+        resume: Resume | None = None,
     ) -> None:
-        """The bot joins the room and taps it until the room ends or the session is stopped."""
+        """The bot joins the room and taps it until the room ends or the session is stopped;
+        `resume`: a session another worker held goes on from where it was."""
         modalities = ["face", "voice", "text"]
         models = self._pack.model_names(modalities, transcribed=False)
-        bus = run.bus = EventBus(run.session_id, models, [self._store])
+        first_seq = resume.first_seq if resume is not None else 0
+        bus = run.bus = EventBus(run.session_id, models, [self._store], first_seq)
 
         def open_live() -> Session:
             session = Session(
@@ -188,9 +224,12 @@ class Runs:
                 live=True,
             )
             assert run.tap is not None
-            session.start(
-                source="livekit", modalities=modalities, media_origin=run.tap.media_origin
-            )
+            if resume is None:
+                session.start(
+                    source="livekit", modalities=modalities, media_origin=run.tap.media_origin
+                )
+            else:
+                session.resume(at=run.tap.now(), gap_start=resume.gap_start, reason=resume.reason)
             run.session = session
             return session
 
@@ -201,7 +240,12 @@ class Runs:
             name=f"session-{run.session_id}",
         )
         run.tap = RoomTap(
-            url=url, token=token, gate=run.gate, put=live.put, settings=self._settings
+            url=url,
+            token=token,
+            gate=run.gate,
+            put=live.put,
+            settings=self._settings,
+            media_start=resume.media_time if resume is not None else 0.0,
         )
         live.start()
         run.task = asyncio.create_task(self._tap_room(run))
@@ -218,10 +262,12 @@ class Runs:
         except Exception as e:
             log.exception("the bot failed", extra={"session_id": run.session_id})
             why = f"bot error: {type(e).__name__}"
-        live.finish(tap.now())
+        live.finish(tap.now(), suspend=run.suspending)
         await session_over
         status, error = "ended", None
-        if live.error is not None:
+        if run.suspending and live.error is None:
+            status = "suspended"
+        elif live.error is not None:
             status = "failed"
             error = str(live.error) if isinstance(live.error, RapportError) else "internal error"
             log.error("session failed", exc_info=live.error, extra={"session_id": run.session_id})
@@ -239,8 +285,10 @@ class Runs:
     # -- worker thread -----------------------------------------------------------------------------
 
     def _store(self, event: Event) -> None:
+        run = self._runs.get(event.session_id)
+        epoch = run.epoch if run is not None else None
         future: Future[None] = asyncio.run_coroutine_threadsafe(
-            self._recorder.record(event), self._loop
+            self._recorder.record(event, epoch), self._loop
         )
         future.result(EMIT_TIMEOUT_S)
 

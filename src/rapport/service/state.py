@@ -12,6 +12,7 @@ from rapport.events.webhooks import Outbox
 from rapport.events.websocket import EventHub
 from rapport.pack import OfflinePack
 from rapport.service.auth import KeyCache, Tokens
+from rapport.service.fleet import Fleet
 from rapport.service.recorder import Recorder
 from rapport.service.rooms import Rooms
 from rapport.service.runs import Runs
@@ -32,6 +33,8 @@ class State:
     runs: Runs
     loops: Supervisor
     """The background loops (webhooks, retention, rooms), restarted when they fail."""
+    fleet: Fleet | None = None
+    """Workers under LiveKit's agent dispatch run the rooms (livekit.agent_name set)."""
     rooms: Rooms | None = None
     """LiveKit rooms (None when no LiveKit server is configured)."""
     pack: OfflinePack | None = None

@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -101,12 +111,22 @@ class Session(Base):
     setting: Mapped[str | None] = mapped_column(String(16))
     reporting: Mapped[str] = mapped_column(String(16))
     options: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None] = mapped_column(index=True)
     error: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[dict[str, Any]]
+    worker: Mapped[str | None] = mapped_column(String(64))
+    """The worker process holding a live room session (rapport worker), while its lease runs."""
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    """Claims so far: a worker writes only while the epoch is the one it claimed."""
+    lease_until: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    next_seq: Mapped[int] = mapped_column(Integer, default=0)
+    windows_end: Mapped[float] = mapped_column(Float, default=0.0)
+    """Written with each event a worker stores: where the next holder goes on."""
+    """When the API last asked LiveKit's agent dispatch for a worker for this room."""
 
 
 class Event(Base):

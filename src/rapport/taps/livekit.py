@@ -115,15 +115,18 @@ class RoomTap:
         put: Callable[[LiveItem], None],
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
+        media_start: float = 0.0,
     ) -> None:
-        """`token` mints a fresh join token (hidden, subscribe-only) for every (re)join."""
+        """`token` mints a fresh join token (hidden, subscribe-only) for every (re)join;
+        `media_start`: the media time now (a session resumed from another worker goes on from
+        where its clock is, so windows keep their place on the session's timeline)."""
         self._url = url
         self._token = token
         self._gate = gate
         self._put = put
         self._settings = settings
         self._clock = clock
-        self._t0 = clock()
+        self._t0 = clock() - media_start
         self._room: rtc.Room | None = None
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,7 +143,7 @@ class RoomTap:
         return datetime.fromtimestamp(time.time() - self.now(), UTC)
 
     def now(self) -> float:
-        """Media time: seconds since the tap began."""
+        """Media time: seconds since the tap began (plus `media_start`)."""
         return self._clock() - self._t0
 
     async def run(self) -> str:

@@ -17,6 +17,7 @@ from rapport.service.deps import App, Backend, Reader
 from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
 from rapport.service.runs import grant_of
+from rapport.store.notify import CONSENTS, notify
 from rapport.store.tables import Consent, Session
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
@@ -128,6 +129,7 @@ async def record_consent(body: ConsentIn, st: App, who: Backend) -> ConsentOut:
     async def derive(s: AsyncSession, entry: LogEntry) -> None:
         row.grant_seq = entry.seq
         s.add(row)
+        await notify(s, CONSENTS, body.session_id)  # to the worker holding it, at commit
 
     entry = await st.consents.append(who.project, "grant", record, derive)
     st.runs.grant(body.session_id, grant_of(row))
@@ -210,6 +212,7 @@ async def revoke_consent(consent_id: str, st: App, who: Backend) -> ConsentOut:
         row = await s.get(Consent, consent_id)
         assert row is not None
         row.revoked_at, row.revoke_seq = at, entry.seq
+        await notify(s, CONSENTS, row.session_id)
 
     await st.consents.append(who.project, "revoke", record, derive)
     async with st.db.session() as s:

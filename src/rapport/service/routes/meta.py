@@ -32,4 +32,6 @@ async def erase(user_id: str, st: App, who: Backend) -> ErasureOut:
     """Erase everything derived from one person in the caller's project: their consents'
     content (the log keeps only the fact of erasure), and the events and pending deliveries of
     their sessions. User ids are the project's own: another project's same id is untouched."""
-    return await erase_subject(st.db, st.consents, st.runs, who.project, user_id)
+    return await erase_subject(
+        st.db, st.consents, st.runs, who.project, user_id, st.fleet
+    )

@@ -122,6 +122,8 @@ async def create_session(body: SessionIn, st: App, who: Backend) -> SessionOut:
     async with st.db.transaction() as s:
         s.add(row)
     st.runs.open(row.id, [])
+    if st.fleet is not None and row.source_kind == "room":
+        await st.fleet.dispatch(row.id, row.source)  # not reached: reconciliation tries again
     return _out(st, row)
 
 
@@ -184,6 +186,8 @@ async def end_session(session_id: str, st: App, who: Backend) -> SessionOut:
     """End the session; a running one emits its summary first."""
     row = await _row(st, who, session_id)
     await st.runs.stop(session_id)  # a running session has ended (and its status stored) after it
+    if st.fleet is not None and row.status == "running":
+        await st.fleet.end(session_id)  # likewise, on the worker holding it
     if row.status == "created":
         async with st.db.transaction() as s:
             live = await s.get(Session, session_id)
