@@ -21,6 +21,9 @@ from rapport.store.db import Database
 from rapport.store.tables import Consent, Session
 
 LIVE = ("created", "running")
+TIMELINE = (EventType.ENGAGEMENT_WINDOW, EventType.SESSION_RESUMED)
+"""Events whose end is where the session's timeline stands: a window, or a resume's gap (no
+window may come between two hand-overs)."""
 
 
 class Fenced(RapportError):
@@ -66,16 +69,19 @@ async def claim(
         held = row.worker is not None and row.lease_until is not None and row.lease_until > now
         if held and row.worker != worker:
             return None
-        resumed = row.status == "running" and row.next_seq > 0
+        # Read before the update below, which also changes `row` (the ORM synchronises it).
+        epoch, next_seq, windows_end = row.epoch + 1, row.next_seq, row.windows_end
+        reason = "worker_drained" if row.worker is None else "worker_lost"
+        resumed = row.status == "running" and next_seq > 0
         started = row.started_at if row.started_at is not None and resumed else now
         taken = await s.execute(
             update(Session)
-            .where(Session.id == row.id, Session.epoch == row.epoch)
+            .where(Session.id == row.id, Session.epoch == epoch - 1)
             .values(
                 status="running",
                 started_at=started,
                 worker=worker,
-                epoch=row.epoch + 1,
+                epoch=epoch,
                 lease_until=now + timedelta(seconds=lease_s),
             )
         )
@@ -93,14 +99,14 @@ async def claim(
         return Claim(
             session_id=row.id,
             project=row.project,
-            epoch=row.epoch + 1,
+            epoch=epoch,
             reporting=row.reporting,
             consents=consents,
             resumed=resumed,
-            next_seq=row.next_seq,
-            windows_end=row.windows_end,
+            next_seq=next_seq,
+            windows_end=windows_end,
             media_time=(now - started).total_seconds(),
-            reason="worker_drained" if row.worker is None else "worker_lost",
+            reason=reason,
         )
 
 
@@ -154,7 +160,7 @@ async def fence(s: AsyncSession, event: Event, epoch: int) -> None:
     """In the event's transaction: raise Fenced unless the session is still held at `epoch`;
     record where the next holder goes on."""
     values: dict[str, object] = {"next_seq": event.seq + 1}
-    if event.type == EventType.ENGAGEMENT_WINDOW:
+    if event.type in TIMELINE:
         values["windows_end"] = event.media_time.end
     done = await s.execute(
         update(Session).where(Session.id == event.session_id, Session.epoch == epoch).values(values)
