@@ -1,15 +1,26 @@
 """A private livekit-server on loopback, for the tests, `rapport demo --livekit` and the benchmark.
 
-Every address it advertises or contacts is 127.0.0.1: ICE candidates are limited to loopback, and
-the STUN server it hands to clients is its own UDP port, so no client tries a public STUN server.
-Keys are random per instance; ports are picked free once and kept across `restart()`.
+Every address it advertises or contacts is on loopback: signal and API on its `host` (127.0.0.1
+unless told), media on 127.0.0.1 (ICE candidates are limited to it, and the STUN server it hands to
+clients is its own UDP port, so no client tries a public STUN server). Keys are random per instance
+unless given; ports are picked free once and kept across `restart()`.
+
+Several instances on distinct loopback hosts (127.0.0.1, 127.0.0.2, ...) that share one Redis
+(`redis_address`) and the same `keys` form one LiveKit cluster: a room made through one node is
+seen through the others, and a participant may join it through any of them. Their media share
+127.0.0.1 (node IP and ICE) on distinct ports: ICE gathers only addresses that an interface holds,
+and a stock Linux loopback holds 127.0.0.1 alone. It answers on all of 127.0.0.0/8, yet a node
+with ICE limited to 127.0.0.2 gathers no candidate, and one with node IP 127.0.0.2 advertises
+candidates its sockets do not receive on: either way clients time out on the peer connection.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,7 +39,10 @@ from livekit import api
 from rapport.errors import RapportError
 
 _REPO_BINARY = Path(__file__).resolve().parents[3] / "build" / "livekit-server"
-_HOST = "127.0.0.1"
+_DEFAULT_HOST = "127.0.0.1"
+# The node IP, the only ICE candidate address and the STUN address, whatever the host.
+_MEDIA_HOST = "127.0.0.1"
+_NODE_ID = re.compile(rb'"nodeID": "([A-Za-z0-9_]+)"')
 # The server reads these from its environment; ours must not leak into it.
 _SERVER_ENV = ("LIVEKIT_CONFIG", "LIVEKIT_KEYS", "LIVEKIT_REGION", "NODE_IP", "UDP_PORT")
 
@@ -54,17 +68,22 @@ def find_server_binary() -> Path:
     )
 
 
-def _free_port(kind: socket.SocketKind) -> int:
+def _free_port(kind: socket.SocketKind, host: str) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((_HOST, 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
 
 class LocalServer:
-    """Runs livekit-server bound to 127.0.0.1. Use as a context manager, or start()/stop().
+    """Runs livekit-server bound to a loopback address. Use as a context manager, or
+    start()/stop().
 
     `webhook_url`: the server POSTs its webhooks there, signed with `api_key`/`api_secret`.
+    `host`: the loopback address its signal and API listen on (Linux answers on all of
+    127.0.0.0/8 without set-up); media stay on 127.0.0.1. `redis_address` ("host:port"): join the
+    cluster of the nodes that use that Redis. `keys` (api_key, api_secret): shared by the nodes of
+    one cluster; random when not given.
     """
 
     def __init__(
@@ -75,15 +94,23 @@ class LocalServer:
         binary: Path | None = None,
         start_timeout_s: float = 20.0,
         departure_timeout_s: int | None = None,
+        host: str = _DEFAULT_HOST,
+        redis_address: str | None = None,
+        keys: tuple[str, str] | None = None,
     ) -> None:
         """`departure_timeout_s`: how long a room outlives its last participant (server default
         20 s); tests set it short to see rooms end."""
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"host must be a loopback address, not {host}")
         self.binary = binary or find_server_binary()
-        self.api_key = "API" + secrets.token_hex(6)
-        self.api_secret = secrets.token_urlsafe(32)
-        self.port = _free_port(socket.SOCK_STREAM)
-        self.rtc_tcp_port = _free_port(socket.SOCK_STREAM)
-        self.udp_port = _free_port(socket.SOCK_DGRAM)
+        self.host = host
+        self.redis_address = redis_address
+        if keys is None:
+            keys = ("API" + secrets.token_hex(6), secrets.token_urlsafe(32))
+        self.api_key, self.api_secret = keys
+        self.port = _free_port(socket.SOCK_STREAM, host)
+        self.rtc_tcp_port = _free_port(socket.SOCK_STREAM, _MEDIA_HOST)
+        self.udp_port = _free_port(socket.SOCK_DGRAM, _MEDIA_HOST)
         self.webhook_url = webhook_url
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="livekit-server-", suffix=".log")
@@ -94,16 +121,19 @@ class LocalServer:
         self.departure_timeout_s = departure_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        # This run's node in the cluster (new on every start); CreateRoomRequest(node_id=...)
+        # places a room on it.
+        self.node_id: str | None = None
 
     @property
     def url(self) -> str:
         """Signal URL for rtc.Room.connect."""
-        return f"ws://{_HOST}:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
         """Base URL for the server API (livekit.api.LiveKitAPI)."""
-        return f"http://{_HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -119,9 +149,9 @@ class LocalServer:
             "udp_port": self.udp_port,  # one UDP mux port: stays the same across restart()
             "use_external_ip": False,
             "enable_loopback_candidate": True,
-            "ips": {"includes": [f"{_HOST}/32"]},
+            "ips": {"includes": [f"{_MEDIA_HOST}/32"]},
             # Without STUN servers the server tells clients to use Google's; keep them local.
-            "stun_servers": [f"{_HOST}:{self.udp_port}"],
+            "stun_servers": [f"{_MEDIA_HOST}:{self.udp_port}"],
         }
         conf: dict[str, Any] = {
             "port": self.port,
@@ -129,6 +159,8 @@ class LocalServer:
             "rtc": rtc,
             "logging": {"level": "info"},
         }
+        if self.redis_address is not None:
+            conf["redis"] = {"address": self.redis_address}
         if self.departure_timeout_s is not None:
             conf["room"] = {"departure_timeout": self.departure_timeout_s}
         if self.webhook_url:
@@ -140,8 +172,10 @@ class LocalServer:
             return self
         env = {k: v for k, v in os.environ.items() if k not in _SERVER_ENV}
         body = json.dumps(self.config())  # JSON is YAML
-        cmd = [str(self.binary), "--bind", _HOST, "--node-ip", _HOST, "--config-body", body]
+        cmd = [str(self.binary), "--bind", self.host, "--node-ip", _MEDIA_HOST]
+        cmd += ["--config-body", body]
         self._log = self.log_path.open("ab")
+        log_start = self._log.tell()
         self._proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
@@ -150,7 +184,18 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
+        self.node_id = self._read_node_id(log_start)
         return self
+
+    def _read_node_id(self, offset: int) -> str | None:
+        """The node ID from this run's "starting LiveKit server" line, logged before it serves."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                found = _NODE_ID.search(f.read())
+        except OSError:
+            return None
+        return found.group(1).decode() if found else None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -186,6 +231,7 @@ class LocalServer:
                 self._proc.kill()
             self._proc.wait(timeout=10)
             self._proc = None
+            self.node_id = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livekit import rtc
+import pytest
+from livekit import api, rtc
 
 from rapport.livekit import LocalServer
 from rapport.livekit.publisher import CHAT_TOPIC, TRANSCRIPTION_TOPIC, SimulatedParticipant
 from rapport.samples import Recording
+from tests.fakes.wait import wait_until_async
+from tests.integration.livekit.conftest import LiveKitPair
 
 ROOM = "loopback"
 
@@ -189,3 +192,51 @@ def test_restart_keeps_url_and_keys_and_clients_reconnect(livekit_binary: Path) 
     with LocalServer(binary=livekit_binary) as server:  # its own: restart() kills every room
         events = asyncio.run(run(server))
     assert events == ["reconnected", "bob"]
+
+
+@pytest.mark.parametrize("home", ["any", "a", "b"])
+def test_two_nodes_sharing_redis_serve_one_room(livekit_pair: LiveKitPair, home: str) -> None:
+    """A room made through node A (127.0.0.1) is listed through node B (127.0.0.2), and a client
+    that joins through B is listed as a participant through A: wherever the room lives (placed by
+    the cluster, or pinned to A or to B, so that both ways across the nodes are crossed)."""
+    a, b = livekit_pair.nodes
+    assert (a.host, b.host) == ("127.0.0.1", "127.0.0.2")
+    assert a.node_id and b.node_id and a.node_id != b.node_id
+    pin = {"any": "", "a": a.node_id, "b": b.node_id}[home]
+    room_name = f"two-nodes-{home}"
+
+    async def run() -> tuple[list[str], list[str]]:
+        async with (
+            api.LiveKitAPI(a.http_url, a.api_key, a.api_secret) as via_a,
+            api.LiveKitAPI(b.http_url, b.api_key, b.api_secret) as via_b,
+        ):
+            await via_a.room.create_room(api.CreateRoomRequest(name=room_name, node_id=pin))
+
+            async def listed_on_b() -> list[str]:
+                rooms = await via_b.room.list_rooms(api.ListRoomsRequest(names=[room_name]))
+                return [r.name for r in rooms.rooms]
+
+            async def participants_on_a() -> list[str]:
+                req = api.ListParticipantsRequest(room=room_name)
+                found = await via_a.room.list_participants(req)
+                return [p.identity for p in found.participants]
+
+            try:
+                rooms = await wait_until_async(listed_on_b, 10, f"{room_name} listed via B")
+                client = rtc.Room()
+                # Same keys: a token signed for node A is good on node B.
+                await asyncio.wait_for(client.connect(b.url, a.token("dave", room=room_name)), 20)
+                try:
+                    people = await wait_until_async(
+                        participants_on_a, 10, "dave listed as a participant via A"
+                    )
+                    assert client.connection_state == rtc.ConnectionState.CONN_CONNECTED
+                finally:
+                    await client.disconnect()
+            finally:
+                await via_a.room.delete_room(api.DeleteRoomRequest(room=room_name))
+        return rooms, people
+
+    rooms, people = asyncio.run(run())
+    assert rooms == [room_name]
+    assert people == ["dave"]
