@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rapport.livekit import LiveKitServerError, find_server_binary
+from rapport.livekit import LiveKitServerError, LocalServer, find_server_binary
 from rapport.samples import Recording, make_recording
+from tests.fakes import redis as fake_redis
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,53 @@ def livekit_binary() -> Path:
         if os.environ.get("RAPPORT_REQUIRE_LIVEKIT"):
             pytest.fail(f"RAPPORT_REQUIRE_LIVEKIT is set but {e}")
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[fake_redis.RedisServer]:
+    """A private redis-server on 127.0.0.1; skipped without the binary (failed where CI requires
+    it: RAPPORT_REQUIRE_REDIS)."""
+    binary = fake_redis.server_binary()
+    if binary is None:
+        why = "redis-server not found (scripts/setup --dev installs it)"
+        if os.environ.get("RAPPORT_REQUIRE_REDIS"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with fake_redis.redis_server(binary) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class LiveKitPair:
+    """Two nodes of one LiveKit cluster: same Redis, same keys, so a token signed by either is
+    good on both, and a room made through one is served through the other."""
+
+    a: LocalServer  # 127.0.0.1
+    b: LocalServer  # 127.0.0.2
+    redis: fake_redis.RedisServer
+
+    @property
+    def nodes(self) -> tuple[LocalServer, LocalServer]:
+        return (self.a, self.b)
+
+
+@pytest.fixture(scope="session")
+def livekit_pair(
+    livekit_binary: Path,
+    redis_server: fake_redis.RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveKitPair]:
+    logs = tmp_path_factory.mktemp("livekit-pair")
+    keys = ("API" + secrets.token_hex(6), secrets.token_urlsafe(32))
+
+    def node(host: str, name: str) -> LocalServer:
+        return LocalServer(
+            binary=livekit_binary,
+            log_path=logs / f"{name}.log",
+            host=host,
+            redis_address=redis_server.address,
+            keys=keys,
+        )
+
+    with node("127.0.0.1", "node-a") as a, node("127.0.0.2", "node-b") as b:
+        yield LiveKitPair(a, b, redis_server)

@@ -19,7 +19,7 @@ from rapport.livekit import LocalServer
 from rapport.livekit.publisher import CHAT_TOPIC, TRANSCRIPTION_TOPIC, SimulatedParticipant
 from rapport.samples import Recording
 from tests.fakes.wait import wait_until_async
-from tests.integration.livekit.conftest import LiveKitPair
+from tests.integration.conftest import LiveKitPair
 
 ROOM = "loopback"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from rapport.worker.room_job import join_room
 from tests.fakes.wait import wait_until_async
 
 T = TypeVar("T")
+
 DEADLINE_S = 10.0
 
 
@@ -266,56 +266,24 @@ def test_the_worker_registers_again_after_the_server_restarts(
         run(lambda: go(lk))
 
 
-def test_rapport_worker_takes_a_job_and_sigterm_drains_it(
-    livekit_server: LocalServer, tmp_path: Path
-) -> None:
-    agent = name()
-    room = f"{agent}-cli"
-    env = {**os.environ, "RAPPORT_LIVEKIT__API_SECRET": livekit_server.api_secret}
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen(
+def test_rapport_worker_needs_the_apis_postgresql(livekit_server: LocalServer) -> None:
+    """A worker shares its sessions with the API through PostgreSQL (the whole process, jobs,
+    drain and fail-over, is tried in tests/integration/service/test_fleet.py): without one it
+    refuses to start, in one line."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_SERVICE__DATABASE")
+    }
+    env["RAPPORT_LIVEKIT__API_SECRET"] = livekit_server.api_secret
+    p = subprocess.run(
         [
             *(sys.executable, "-m", "rapport.cli", "worker", "--url", livekit_server.url),
-            *("--api-key", livekit_server.api_key, "--agent-name", agent, "--drain-s", "1"),
+            *("--api-key", livekit_server.api_key),
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=env,
     )
-
-    async def go() -> None:
-        async def joined() -> str | None:
-            await dispatch_room(settings(livekit_server), room, agent_name=agent)
-            who = await until_async(
-                lambda: people(livekit_server, room), "the job to join", timeout=3
-            )
-            return next(iter(who))
-
-        # The process registers within a second or two; until then a dispatch finds no worker
-        # and is never retried, so dispatch again until one is taken.
-        who = await until_async(_quiet(joined), "rapport worker to take the room", timeout=20)
-        assert who.startswith(f"{agent}-AW_")
-        proc.send_signal(signal.SIGTERM)
-        rc = await asyncio.to_thread(proc.wait, DEADLINE_S)
-        assert rc == 0
-        assert await until_async(lambda: _empty(livekit_server, room), "the job to leave")
-
-    try:
-        run(go)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    text = (tmp_path / "worker.log").read_text()
-    assert "agent worker draining" in text, text
-
-
-def _quiet(probe: Callable[[], Awaitable[T | None]]) -> Callable[[], Awaitable[T | None]]:
-    async def once() -> T | None:
-        try:
-            return await probe()
-        except AssertionError:
-            return None
-
-    return once
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "service.database_url" in lines[0], p.stderr
