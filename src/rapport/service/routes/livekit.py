@@ -16,6 +16,13 @@ async def livekit_webhook(request: Request, st: App) -> dict[str, str]:
     starts, and the session ends with the room. Each event is acted on once (409 on a replay)."""
     if not request.headers.get("authorization"):
         raise ApiError(401, "unauthorized", "LiveKit webhook without its signed Authorization")
+    if st.fleet is not None:
+        raise ApiError(
+            404,
+            "livekit_webhooks_unused",
+            "rooms go to workers by LiveKit's agent dispatch (livekit.agent_name): "
+            "remove this webhook URL from the LiveKit server's config",
+        )
     if st.rooms is None:
         raise ApiError(
             404, "livekit_not_configured", "start rapport serve with --livekit-url to use rooms"
