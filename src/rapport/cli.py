@@ -58,7 +58,33 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--livekit",
         action="store_true",
-        help="through a local LiveKit server and `rapport serve` (scripts/setup --livekit)",
+        help="through a local LiveKit server and `rapport serve` (scripts/setup --livekit), "
+        "or, with --api, through a running deployment",
+    )
+    d.add_argument(
+        "--api",
+        metavar="URL",
+        help="--livekit through this running rapport API (e.g. http://127.0.0.1:8080): "
+        "a room session, the participant's consent, the events from its WebSocket",
+    )
+    d.add_argument("--api-key", help="its API key (default: $RAPPORT_API_KEY)")
+    d.add_argument("--url", help="with --api: the LiveKit server (default: livekit.url)")
+    d.add_argument(
+        "--livekit-api-key",
+        help="with --api: LiveKit's API key, which signs the participant's token "
+        "(default: livekit.api_key; the secret: RAPPORT_LIVEKIT__API_SECRET)",
+    )
+    d.add_argument(
+        "--recording",
+        type=Path,
+        help="with --api: publish this recording (a WebVTT transcript beside it, same stem) "
+        "instead of generating the sample",
+    )
+    d.add_argument(
+        "--windows",
+        type=int,
+        default=2,
+        help="with --api: end the session after this many engagement windows (2)",
     )
 
     sub.add_parser("schema", help="print the JSON Schema of every event")
@@ -199,6 +225,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from rapport.samples import make_recording
 
     directory: Path = args.dir
+    remote_only = [f"--{k.replace('_', '-')}" for k in _REMOTE_DEMO if getattr(args, k)]
+    if args.livekit and args.api:
+        return _remote_demo(args, settings, directory / "livekit-remote")
+    if remote_only:
+        raise InputError(f"{remote_only[0]} goes with --livekit --api URL")
     if args.livekit:
         from rapport.livekit.demo import run_demo
 
@@ -219,6 +250,28 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         quiet=args.quiet,
     )
     return _analyze(ns, settings)
+
+
+_REMOTE_DEMO = ("api", "api_key", "url", "livekit_api_key", "recording")
+
+
+def _remote_demo(args: argparse.Namespace, settings: Settings, directory: Path) -> int:
+    import os
+
+    from rapport.livekit.remote_demo import Remote, run_remote_demo
+
+    if args.windows < 1:
+        raise InputError("--windows must be at least 1")
+    lk = settings.livekit
+    remote = Remote(
+        api=args.api.rstrip("/"),
+        api_key=args.api_key or os.environ.get("RAPPORT_API_KEY", ""),
+        livekit_url=args.url or lk.url or "",
+        livekit_api_key=args.livekit_api_key or lk.api_key or "",
+        livekit_api_secret=lk.api_secret or "",
+    )
+    say = lambda s: err.print(s)  # noqa: E731
+    return run_remote_demo(remote, directory, args.recording, say, windows=args.windows)
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
