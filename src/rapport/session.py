@@ -451,18 +451,19 @@ class Session:
         if engagement is not None:
             self._trend.append(((w.start + w.end) / 2, engagement))
             trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
-        self._bus.emit(
-            EventType.ENGAGEMENT_WINDOW,
-            w.start,
-            w.end,
-            engagement_window(w, trend, self._reporting, hidden=hidden),
-        )
-        self._bus.emit(
-            EventType.TURNS_WINDOW,
-            w.start,
-            w.end,
-            turns_window(w, self._reporting, self._names, hidden=hidden),
-        )
+        with self._bus.together():  # one window, stored as one (service/runs.py)
+            self._bus.emit(
+                EventType.ENGAGEMENT_WINDOW,
+                w.start,
+                w.end,
+                engagement_window(w, trend, self._reporting, hidden=hidden),
+            )
+            self._bus.emit(
+                EventType.TURNS_WINDOW,
+                w.start,
+                w.end,
+                turns_window(w, self._reporting, self._names, hidden=hidden),
+            )
         self._summary.add_window(w, engagement, valence)
         WINDOWS_EMITTED.inc()
         shift = self._shifts.update(valence)

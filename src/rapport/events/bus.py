@@ -6,6 +6,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -26,11 +27,16 @@ class EventBus:
         self._sinks = list(sinks)
         self._seq = first_seq
         # A session emits from its worker thread, the service (consent.revoked) from another.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def session_id(self) -> str:
         return self._session_id
+
+    def together(self) -> AbstractContextManager[bool]:
+        """Events emitted inside this block get consecutive seqs: no other thread emits between
+        them (a window's engagement.window and turns.window, stored as one)."""
+        return self._lock
 
     def emit(self, type_: EventType, start: float, end: float, data: object) -> Event:
         with self._lock:

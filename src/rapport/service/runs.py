@@ -68,6 +68,8 @@ class Run:
     suspending: bool = False
     epoch: int | None = None
     """A worker's claim on the session: its events are stored only while it holds."""
+    held_window: Event | None = None
+    """An engagement.window waiting for its turns.window, to be stored with it."""
     """Handing over (a worker drains): the open windows go out, no summary; ends "suspended"."""
 
     def counts(self) -> dict[str, object]:
@@ -179,6 +181,9 @@ class Runs:
         run = self._runs.get(session_id)
         if run is None or run.task is None:
             return
+        if run.stop.is_set():  # an end asked for first wins: it goes on to its summary
+            await run.done.wait()
+            return
         run.suspending = True
         run.stop.set()
         if run.tap is not None:
@@ -285,10 +290,19 @@ class Runs:
     # -- worker thread -----------------------------------------------------------------------------
 
     def _store(self, event: Event) -> None:
+        """Blocks until the event is stored. A window's engagement.window waits for its
+        turns.window (emitted right after it, on the same thread): the two are stored in one
+        transaction, so a worker lost between them leaves neither, never half a window."""
         run = self._runs.get(event.session_id)
         epoch = run.epoch if run is not None else None
+        if event.type == EventType.ENGAGEMENT_WINDOW and run is not None:
+            run.held_window = event
+            return
+        events = [event]
+        if event.type == EventType.TURNS_WINDOW and run is not None and run.held_window:
+            events, run.held_window = [run.held_window, event], None
         future: Future[None] = asyncio.run_coroutine_threadsafe(
-            self._recorder.record(event, epoch), self._loop
+            self._recorder.record_all(events, epoch), self._loop
         )
         future.result(EMIT_TIMEOUT_S)
 

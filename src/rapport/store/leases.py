@@ -9,6 +9,7 @@ twice and `seq` stays gap-free. A claim of a session that was held before carrie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -156,14 +157,17 @@ async def end(
         return getattr(done, "rowcount", 0) == 1
 
 
-async def fence(s: AsyncSession, event: Event, epoch: int) -> None:
-    """In the event's transaction: raise Fenced unless the session is still held at `epoch`;
+async def fence(s: AsyncSession, events: Sequence[Event], epoch: int) -> None:
+    """In the events' transaction: raise Fenced unless the session is still held at `epoch`;
     record where the next holder goes on."""
-    values: dict[str, object] = {"next_seq": event.seq + 1}
-    if event.type in TIMELINE:
-        values["windows_end"] = event.media_time.end
+    values: dict[str, object] = {"next_seq": events[-1].seq + 1}
+    for event in events:
+        if event.type in TIMELINE:
+            values["windows_end"] = event.media_time.end
     done = await s.execute(
-        update(Session).where(Session.id == event.session_id, Session.epoch == epoch).values(values)
+        update(Session)
+        .where(Session.id == events[0].session_id, Session.epoch == epoch)
+        .values(values)
     )
     if getattr(done, "rowcount", 0) != 1:
-        raise Fenced(f"session {event.session_id} is held by another worker now")
+        raise Fenced(f"session {events[0].session_id} is held by another worker now")

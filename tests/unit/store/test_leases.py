@@ -78,7 +78,7 @@ def event(sid: str, seq: int, type_: EventType, start: float, end: float) -> Eve
 
 async def write(db: Database, e: Event, epoch: int) -> None:
     async with db.transaction() as s:
-        await leases.fence(s, e, epoch)
+        await leases.fence(s, [e], epoch)
 
 
 def test_one_holder_at_a_time_and_a_lost_holder_is_fenced(tmp_path: Path) -> None:
