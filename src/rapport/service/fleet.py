@@ -54,18 +54,19 @@ class Fleet:
 
     async def dispatch(self, session_id: str, room: str) -> bool:
         """Ask for a worker for the session's room; False when LiveKit could not be reached
-        (`reconcile` tries again)."""
-        try:
-            await dispatch_room(self._lk, room, agent_name=self._agent_name, metadata=session_id)
-        except LIVEKIT_UNREACHABLE as e:
-            log.warning("dispatch failed: %s", e, extra={"session_id": session_id})
-            return False
+        (`reconcile` tries again after `livekit.redispatch_s`). The time is stored first, so a
+        reconciliation running meanwhile does not dispatch the room a second time."""
         async with self._db.transaction() as s:
             await s.execute(
                 update(Session)
                 .where(Session.id == session_id)
                 .values(dispatched_at=datetime.now(UTC))
             )
+        try:
+            await dispatch_room(self._lk, room, agent_name=self._agent_name, metadata=session_id)
+        except LIVEKIT_UNREACHABLE as e:
+            log.warning("dispatch failed: %s", e, extra={"session_id": session_id})
+            return False
         return True
 
     async def reconcile(self) -> list[str]:

@@ -56,7 +56,8 @@ async def claim(
     db: Database, *, session_id: str | None, room: str, worker: str, lease_s: float
 ) -> Claim | None:
     """Claim the live session of `room` (the one `session_id` names, when given); None when there
-    is none, or another worker's lease on it still runs."""
+    is none, or a lease on it still runs (another worker's, or this one's: a second job for the
+    same room)."""
     async with db.transaction() as s:
         q = select(Session).where(
             Session.source_kind == "room", Session.source == room, Session.status.in_(LIVE)
@@ -68,7 +69,7 @@ async def claim(
         if row is None:
             return None
         held = row.worker is not None and row.lease_until is not None and row.lease_until > now
-        if held and row.worker != worker:
+        if held:  # by another worker, or by this one already (a second job for the room)
             return None
         # Read before the update below, which also changes `row` (the ORM synchronises it).
         epoch, next_seq, windows_end = row.epoch + 1, row.next_seq, row.windows_end
@@ -84,6 +85,7 @@ async def claim(
                 worker=worker,
                 epoch=epoch,
                 lease_until=now + timedelta(seconds=lease_s),
+                dispatched_at=None,  # taken: if this worker is lost, dispatch again at once
             )
         )
         if getattr(taken, "rowcount", 0) != 1:

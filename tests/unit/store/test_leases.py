@@ -86,10 +86,13 @@ def test_one_holder_at_a_time_and_a_lost_holder_is_fenced(tmp_path: Path) -> Non
         first = await leases.claim(db, session_id=None, room=room, worker="w1", lease_s=LEASE_S)
         assert first is not None and first.epoch == 1 and not first.resumed
         sid = first.session_id
-        # w2 is offered the room too: w1's lease runs, so it gets nothing.
-        assert (
-            await leases.claim(db, session_id=sid, room=room, worker="w2", lease_s=LEASE_S) is None
-        )
+        # w2 is offered the room too, or w1 a second job for it: w1's lease runs, so neither
+        # gets it (regression: w1 claimed it again and ran it twice, seq 0 stored twice).
+        for worker in ("w2", "w1"):
+            again = await leases.claim(
+                db, session_id=sid, room=room, worker=worker, lease_s=LEASE_S
+            )
+            assert again is None, worker
         await write(db, event(sid, 0, EventType.SESSION_STARTED, 0, 0), first.epoch)
         # w1 goes silent past its lease (a lapse stands in for the wait): w2 takes over.
         assert await leases.renew(db, sid, first.epoch, -1.0)

@@ -107,6 +107,8 @@ async def create_session(body: SessionIn, st: App, who: Backend) -> SessionOut:
         status="created",
         created_at=datetime.now(UTC),
         counts={},
+        # Workers: dispatched below; stored as such first, so reconciliation waits for it.
+        dispatched_at=datetime.now(UTC) if st.fleet is not None and body.room else None,
     )
     if body.recording:
         if body.transcript is None and body.participant is None:
