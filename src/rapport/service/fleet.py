@@ -49,6 +49,8 @@ class Fleet:
         self._hub = hub
         self._outbox = outbox
         self._acks: dict[str, asyncio.Future[None]] = {}
+        self._published: dict[str, int] = {}
+        """Per session with WebSocket connections here: the last seq handed to them."""
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -146,7 +148,10 @@ class Fleet:
         await self.listen()
 
     async def _caught_up(self) -> None:
-        self._outbox.wake()  # deliveries stored while we were not listening
+        """After a (re)connection: what was stored while we were not listening goes out."""
+        self._outbox.wake()
+        for sid, last in list(self._published.items()):
+            await self._publish(sid, last, None)
 
     async def _on_notice(self, channel: str, payload: str) -> None:
         if channel == notify.EVENTS:
@@ -154,25 +159,35 @@ class Fleet:
             if origin == notify.ORIGIN:
                 return  # stored here, published here
             self._outbox.wake()
-            if self._hub.has(sid):
-                await self._publish(sid, int(seq))
+            if not self._hub.has(sid):
+                self._published.pop(sid, None)
+                return
+            n = int(seq)
+            await self._publish(sid, self._published.get(sid, n - 1), n)
         else:
             ack = self._acks.pop(f"{channel} {payload}", None)
             if ack is not None and not ack.done():
                 ack.set_result(None)
 
-    async def _publish(self, session_id: str, seq: int) -> None:
+    async def _publish(self, session_id: str, after: int, upto: int | None) -> None:
+        """Hand the session's events after seq `after` (up to `upto`) to its connections, in
+        order: a notice missed (a reconnection) leaves no gap, and one seen twice no repeat."""
+        q = select(EventRow.seq, EventRow.body, EventRow.type).where(
+            EventRow.session_id == session_id, EventRow.seq > after
+        )
+        if upto is not None:
+            q = q.where(EventRow.seq <= upto)
         async with self._db.session() as s:
-            found = (
-                await s.execute(
-                    select(EventRow.body, EventRow.type).where(
-                        EventRow.session_id == session_id, EventRow.seq == seq
-                    )
-                )
-            ).first()
-        if found is not None:  # erased since: nothing to send
-            body, type_ = found
-            self._hub.publish(session_id, Outgoing(seq, body, type_ == "session.summary"))
+            rows = list(await s.execute(q.order_by(EventRow.seq)))
+        last = after
+        for seq, body, type_ in rows:  # erased since: nothing to send
+            final = type_ == "session.summary"
+            self._hub.publish(session_id, Outgoing(seq, body, final))
+            if final:  # the connections close after it
+                self._published.pop(session_id, None)
+                return
+            last = seq
+        self._published[session_id] = max(last, upto if upto is not None else last)
 
     # -- asks of the workers ----------------------------------------------------------------------
 

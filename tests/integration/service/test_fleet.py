@@ -101,6 +101,17 @@ class Fleet:
             await conn.close()
         return [Event.model_validate_json(r["body"]) for r in rows]
 
+    async def drop_listeners(self) -> int:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            n = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE query ILIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        return int(n)
+
     def stop(self) -> None:
         for w in self.workers:
             if w.proc.poll() is None:
@@ -254,6 +265,18 @@ def test_rooms_spread_fail_over_drain_and_revocations_reach_the_worker(
             assert r.json()["status"] == "ended", r.text
             summary = (await fleet.stored(sid3))[-1]
             assert summary.type == "session.summary", summary
+
+            # PostgreSQL drops every listening connection (a restart, a network cut): the API and
+            # the workers listen again and catch up from the tables (the dashboard's check below
+            # finds no gap).
+            mark = (await fleet.stored(sids[0]))[-1].seq
+            dropped = await fleet.drop_listeners()
+            assert dropped >= 3, dropped  # the API's and two workers'
+            await until(
+                lambda: _has_windows(fleet, sids[0], 2, after_seq=mark),
+                "windows after the listeners dropped",
+                20,
+            )
 
             # kill -9 the worker holding alice's room: the other carries the session on.
             victim = await _holder(fleet, sids[0])
