@@ -54,7 +54,8 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   if [ ${#compose[@]} -gt 0 ]; then
-    log "tearing the stack down"
+    timeout 60 "${compose[@]}" logs --no-color --timestamps >"$state/compose.log" 2>&1 || true
+    log "tearing the stack down (the services' logs: $state/compose.log)"
     local t_down=$SECONDS
     if timeout 120 "${compose[@]}" down --volumes --remove-orphans >"$state/down.log" 2>&1; then
       log "stack down in $((SECONDS - t_down)) s"

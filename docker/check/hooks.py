@@ -78,6 +78,7 @@ def verify(session: str, wanted: list[str], wait_s: float = 30.0) -> None:
     deadline = time.monotonic() + wait_s
     while True:  # deliveries may still be on their way: until each wanted type came, or wait_s
         types: Counter[str] = Counter()
+        order: dict[int, str] = {}
         with open(RECEIVED) as f:
             received = [json.loads(line) for line in f if line.strip()]
         for r in received:
@@ -89,12 +90,14 @@ def verify(session: str, wanted: list[str], wait_s: float = 30.0) -> None:
             event = json.loads(body)
             if event.get("session_id") == session:
                 types[event["type"]] += 1
+                order[event["seq"]] = event["type"]
         missing = [t for t in wanted if not types[t]]
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     said = ", ".join(f"{t} {n}" for t, n in sorted(types.items()))
     print(f"{len(received)} deliveries, every signature valid; session {session}: {said}")
+    print("  by seq: " + ", ".join(f"{seq} {order[seq]}" for seq in sorted(order)))
     if missing:
         sys.exit(f"hooks: no signed delivery of {', '.join(missing)} for {session} in {wait_s:g} s")
 
