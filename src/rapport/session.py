@@ -277,25 +277,11 @@ class Session:
         """Hand the session over (its worker is shutting down): open speech and every open window
         up to media time `t` are closed and emitted, no summary; the worker that resumes it
         starts at the next window boundary. Nothing is kept."""
-        self._purge()
-        for mic in list(self._mics.values()):
-            for segment in mic.vad.flush():
-                self._on_speech(mic, segment)
-        for result in self._windows.flush(t):
-            self._emit_window(result)
-        self._mics.clear()
-        self._faces.clear()
-        self._baselines.clear()
-        self._marks.clear()
-        self._cues.clear()
+        self._close_up_to(t)
+        self._let_go()
 
     def finish(self, duration_s: float, dropped_by_tap: dict[str, int] | None = None) -> Event:
-        self._purge()
-        for mic in list(self._mics.values()):
-            for segment in mic.vad.flush():
-                self._on_speech(mic, segment)
-        for result in self._windows.flush(duration_s):
-            self._emit_window(result)
+        self._close_up_to(duration_s)
         dropped = {
             "late_items": self._windows.late,
             "faces_dropped_by_engine": self._faces_dropped
@@ -308,12 +294,24 @@ class Session:
             dropped.update(gate_dropped)
         summary = self._summary.build(duration_s, dropped)
         event = self._bus.emit(EventType.SESSION_SUMMARY, 0.0, duration_s, summary)
+        self._let_go()
+        return event
+
+    def _close_up_to(self, t: float) -> None:
+        """Open speech ends, and every window up to `t` is emitted (the last one short)."""
+        self._purge()
+        for mic in list(self._mics.values()):
+            for segment in mic.vad.flush():
+                self._on_speech(mic, segment)
+        for result in self._windows.flush(t):
+            self._emit_window(result)
+
+    def _let_go(self) -> None:
         self._mics.clear()
         self._faces.clear()
         self._baselines.clear()
         self._marks.clear()
         self._cues.clear()
-        return event
 
     # -- consent ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from rapport.samples import Recording, make_recording
+from tests.fakes.receiver import Receiver, webhook_receiver
 from tests.fakes.wait import wait_until
 
 BASE_CONFIG: dict[str, Any] = {
@@ -282,3 +283,21 @@ def postgres_url() -> Iterator[str]:
 
     with postgres_server(postgres_bin()) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def call_small(media_dir: Path) -> Recording:
+    return make_recording(
+        media_dir / "call360.mp4",
+        duration_s=12.0,
+        size=(640, 360),
+        fps=10,
+        speech=((1.0, "I would rather not be analysed, thank you."),),
+        transcript=media_dir / "call360.vtt",
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r

@@ -30,8 +30,8 @@ from rapport.events.schema import Event
 from rapport.events.webhook_signing import verify
 from rapport.invariants import check_events
 from rapport.livekit.publisher import SimulatedParticipant
-from rapport.samples import Recording, make_recording
-from tests.fakes.receiver import Receiver, webhook_receiver
+from rapport.samples import Recording
+from tests.fakes.receiver import Receiver
 from tests.fakes.wait import wait_until
 from tests.integration.conftest import LiveKitPair
 from tests.integration.service.conftest import Service
@@ -168,24 +168,6 @@ def fleet(
         yield f
     finally:
         f.stop()
-
-
-@pytest.fixture(scope="module")
-def call_small(media_dir: Path) -> Recording:
-    return make_recording(
-        media_dir / "fleet360.mp4",
-        duration_s=12.0,
-        size=(640, 360),
-        fps=10,
-        speech=((1.0, "Shall we go through the plan for the week?"),),
-        transcript=media_dir / "fleet360.vtt",
-    )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as r:
-        yield r
 
 
 def test_rooms_spread_fail_over_drain_and_revocations_reach_the_worker(

@@ -17,7 +17,7 @@ import pytest
 from rapport.livekit import LocalServer
 from rapport.livekit.publisher import SimulatedParticipant
 from rapport.samples import Recording, make_recording
-from tests.fakes.receiver import Receiver, webhook_receiver
+from tests.fakes.receiver import Receiver
 from tests.integration.service.conftest import Service
 
 ROOM = "standup"
@@ -37,24 +37,6 @@ def call_720p(media_dir: Path) -> Recording:
         ),
         transcript=media_dir / "call720.vtt",
     )
-
-
-@pytest.fixture(scope="session")
-def call_small(media_dir: Path) -> Recording:
-    return make_recording(
-        media_dir / "call360.mp4",
-        duration_s=12.0,
-        size=(640, 360),
-        fps=10,
-        speech=((1.0, "I would rather not be analysed, thank you."),),
-        transcript=media_dir / "call360.vtt",
-    )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as r:
-        yield r
 
 
 class Room:

@@ -5,8 +5,6 @@ claim on the session (or dies) between them leaves neither, never half a window.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from rapport.store.leases import Fenced
 from rapport.store.tables import Event as EventRow
 from rapport.store.tables import Session
 from tests.fakes.heads import LiveRoom, audio, frame
+from tests.fakes.rows import room_session
 
 
 def window_pairs(session_id: str) -> list[tuple[Event, Event]]:
@@ -45,25 +44,10 @@ def test_a_windows_two_events_are_stored_together_or_not_at_all(tmp_path: Path) 
     async def main() -> None:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}")
         await db.migrate()
-        sid = f"ses_{uuid.uuid4().hex[:24]}"
+        row = room_session("r", status="running", epoch=1)
+        sid = row.id
         async with db.transaction() as s:
-            s.add(
-                Session(
-                    id=sid,
-                    project="p",
-                    source_kind="room",
-                    source="r",
-                    purpose="self_coaching",
-                    jurisdiction="DE",
-                    setting="consumer",
-                    reporting="participant",
-                    options={},
-                    status="running",
-                    created_at=datetime.now(UTC),
-                    counts={},
-                    epoch=1,
-                )
-            )
+            s.add(row)
         room = LiveRoom()
         outbox = Outbox(db, room.settings.webhooks, resolve=resolver_for(None))
         recorder = Recorder(db, EventHub(8), outbox)

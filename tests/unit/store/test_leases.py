@@ -21,7 +21,7 @@ from rapport.events.schema import (
 )
 from rapport.store import leases
 from rapport.store.db import Database
-from rapport.store.tables import Session
+from tests.fakes.rows import room_session
 
 LEASE_S = 30.0
 
@@ -32,22 +32,7 @@ def run(tmp_path: Path, body: Callable[[Database, str], Awaitable[None]]) -> Non
         await db.migrate()
         room = f"room-{uuid.uuid4().hex[:6]}"
         async with db.transaction() as s:
-            s.add(
-                Session(
-                    id=f"ses_{uuid.uuid4().hex[:24]}",
-                    project="p",
-                    source_kind="room",
-                    source=room,
-                    purpose="self_coaching",
-                    jurisdiction="DE",
-                    setting="consumer",
-                    reporting="participant",
-                    options={},
-                    status="created",
-                    created_at=datetime.now(UTC),
-                    counts={},
-                )
-            )
+            s.add(room_session(room))
         try:
             await body(db, room)
         finally:
