@@ -23,7 +23,7 @@ from livekit import api
 from rapport.config import LiveKitSettings
 from rapport.livekit import LocalServer
 from rapport.worker import AgentWorker, JobState, WorkerState, dispatch_room
-from rapport.worker.room_job import join_room
+from tests.fakes.room_job import join_room
 from tests.fakes.wait import wait_until_async
 
 T = TypeVar("T")

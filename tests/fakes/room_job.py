@@ -1,9 +1,8 @@
-"""The job run in a room for now: join it with the job's token (hidden, subscribe-only, an agent:
-the permissions the worker registered) and stay until the room ends or the job is terminated.
-
-It subscribes to nothing: the session's consents live in the API's database, and feeding a
-session from here waits for shared state (issue 12 part 4). SDK constraint (livekit 1.2.x): room
-event handlers are plain functions; a connect is never abandoned half-way.
+"""A bare room job for the agent-protocol tests (tests/integration/livekit/test_worker.py): join
+the room with the job's token (hidden, subscribe-only, an agent: the permissions the worker
+registered) and stay until the room ends or the job is terminated. `rapport worker` runs sessions
+instead (rapport/worker/sessions.py). SDK constraint (livekit 1.2.x): room event handlers are plain
+functions; a connect is never abandoned half-way.
 """
 
 from __future__ import annotations
