@@ -138,14 +138,11 @@ class Fleet:
     # -- notices from the workers ---------------------------------------------------------------
 
     async def listen(self) -> None:
+        """Under the service's supervisor: returns (to be restarted) when the connection drops."""
         url = self._db.engine.url.render_as_string(hide_password=False)
         await notify.listen_forever(
             url, (notify.EVENTS, notify.ERASED, notify.ENDED), self._on_notice, self._caught_up
         )
-
-    async def listen_forever(self) -> None:
-        """Under the service's supervisor (restarted when the connection drops)."""
-        await self.listen()
 
     async def _caught_up(self) -> None:
         """After a (re)connection: what was stored while we were not listening goes out."""

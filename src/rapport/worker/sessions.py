@@ -58,10 +58,6 @@ class SessionHost:
         self._runs = Runs(settings, pack, self._recorder, self._finished)
         self._claims: dict[str, leases.Claim] = {}
 
-    @property
-    def held(self) -> list[str]:
-        return sorted(self._claims)
-
     async def run_job(self, job: JobInfo) -> None:
         claim = await leases.claim(
             self._db,
