@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
         help="per-participant blocks (self-coaching) or room aggregates only",
     )
     a.add_argument("--no-stt", action="store_true", help="do not transcribe when no transcript")
+    a.add_argument(
+        "--report", type=Path, help="also write a self-contained HTML report (opens offline)"
+    )
+    a.add_argument(
+        "--csv",
+        type=Path,
+        help="also write one CSV row per window (per-person columns only when reporting allows)",
+    )
     a.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
     d = sub.add_parser("demo", help="generate a sample recording and analyse it")
@@ -185,14 +193,20 @@ def _progress(total: float, enabled: bool) -> Iterator[Progress | None]:
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     from rapport.analyze import analyze, plan
+    from rapport.events.bus import check_writable, write_atomically
     from rapport.pack import load_pack
-    from rapport.report import print_summary
+    from rapport.report import csv_text, print_summary, read_events, render_html
 
     recording: Path = args.recording
     stem = recording.name.split(".")[0] or "recording"
     out_path: Path = args.out or Path(f"{stem}.events.jsonl")
     summary_path: Path = args.summary or out_path.with_name(f"{stem}.summary.json")
     info = plan(recording, args.transcript, args.participant, not args.no_stt).info
+    report_path: Path | None = getattr(args, "report", None)
+    csv_path: Path | None = getattr(args, "csv", None)
+    for extra in (report_path, csv_path):
+        if extra is not None:
+            check_writable(extra)  # fail before any work, with the usual one-line error
     pack = load_pack(settings)
     with pack_closed(pack), _progress(info.duration_s, not args.quiet) as bar:
         task = bar.add_task("analyse", total=info.duration_s) if bar else None
@@ -215,9 +229,19 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
         )
     for note in result.notes:
         print(f"rapport: note: {note}", file=sys.stderr)
+    written = ""
+    if report_path is not None or csv_path is not None:
+        events = read_events(out_path)
+        if report_path is not None:
+            title = f"rapport report: {recording.name} ({result.session_id})"
+            write_atomically(report_path, render_html(events, title=title))
+            written += f"  report: {report_path}"
+        if csv_path is not None:
+            write_atomically(csv_path, csv_text(events))
+            written += f"  csv: {csv_path}"
     if not args.quiet:
         print_summary(out, result)
-    out.print(f"events: {out_path} ({result.events})  summary: {summary_path}")
+    out.print(f"events: {out_path} ({result.events})  summary: {summary_path}{written}")
     return 0
 
 

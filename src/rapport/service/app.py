@@ -30,7 +30,17 @@ from rapport.service.limits import RequestLimits
 from rapport.service.recorder import Recorder
 from rapport.service.retention import purge_forever
 from rapport.service.rooms import Rooms
-from rapport.service.routes import consents, events, keys, livekit, meta, ops, sessions, webhooks
+from rapport.service.routes import (
+    consents,
+    dashboard,
+    events,
+    keys,
+    livekit,
+    meta,
+    ops,
+    sessions,
+    webhooks,
+)
 from rapport.service.runs import Runs
 from rapport.service.state import State
 from rapport.service.supervise import Backoff, Supervisor
@@ -141,7 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.service.max_body_bytes,
         max_header_bytes=settings.service.max_header_bytes,
     )
-    for module in (ops, meta, keys, consents, sessions, webhooks, events, livekit):
+    for module in (ops, meta, keys, consents, sessions, webhooks, events, livekit, dashboard):
         app.include_router(module.router)
     openapi.install(app)
     return app

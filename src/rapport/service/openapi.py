@@ -105,7 +105,12 @@ STATUSES: dict[str, dict[int, str]] = {
         "`service.media_roots` or unreadable, per-participant reporting the purpose does not "
         "allow, or a purpose the law forbids there (`purpose_refused`).",
     },
+    "GET /v1/sessions": {404: "`after` names no session of the caller's project."},
     "GET /v1/sessions/{session_id}": {404: "No session with this id."},
+    "GET /v1/sessions/{session_id}/report": {
+        404: "No session with this id.",
+        409: "The session has not ended yet (`session_not_ended`).",
+    },
     "DELETE /v1/sessions/{session_id}": {404: "No session with this id."},
     "POST /v1/sessions/{session_id}/start": {
         404: "No session with this id.",

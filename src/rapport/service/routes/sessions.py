@@ -4,11 +4,14 @@ summary is emitted), and issue dashboard tokens scoped to one session."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from rapport.analyze import Plan, plan
@@ -21,8 +24,10 @@ from rapport.service.errors import ApiError, not_found
 from rapport.service.policy_check import require_lawful
 from rapport.service.runs import grant_of
 from rapport.store.tables import Consent, Session
+from rapport.store.tables import Event as EventRow
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+SessionStatus = Literal["created", "running", "ended", "failed", "interrupted"]
 
 
 def _under_roots(settings: Settings, field: str, value: str) -> Path:
@@ -145,6 +150,36 @@ async def _room_free(st: App, who: Caller, room: str) -> None:
         raise ApiError(409, "room_in_use", f"room {room!r} has a session of another project")
 
 
+@router.get("", response_model=list[SessionOut])
+async def list_sessions(
+    st: App,
+    who: Reader,
+    status: SessionStatus | None = None,
+    after: str | None = Query(
+        None,
+        min_length=1,
+        max_length=40,
+        description="The id of the previous page's last session: the next page starts after it.",
+    ),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[SessionOut]:
+    """The project's sessions, newest first (by creation), optionally of one status, a page of
+    `limit` at a time: pass the last one's `id` as `after` for the next page."""
+    q = select(Session).where(Session.project == who.project)
+    if after is not None:
+        last = await _row(st, who, after)
+        q = q.where(
+            (Session.created_at < last.created_at)
+            | ((Session.created_at == last.created_at) & (Session.id < last.id))
+        )
+    if status is not None:
+        q = q.where(Session.status == status)
+    q = q.order_by(Session.created_at.desc(), Session.id.desc()).limit(limit)
+    async with st.db.session() as s:
+        rows = list(await s.scalars(q))
+    return [_out(st, row) for row in rows]
+
+
 @router.get("/{session_id}", response_model=SessionOut)
 async def get_session(session_id: str, st: App, who: Reader) -> SessionOut:
     return _out(st, await _row(st, who, session_id))
@@ -207,3 +242,27 @@ async def issue_token(session_id: str, st: App, who: Backend) -> TokenOut:
     return TokenOut(
         token=token, expires_at=datetime.fromtimestamp(expires, UTC), session_id=session_id
     )
+
+
+@router.get(
+    "/{session_id}/report",
+    response_class=HTMLResponse,
+    responses={200: {"description": "One self-contained HTML file (no network needed)."}},
+)
+async def session_report(session_id: str, st: App, who: Reader) -> HTMLResponse:
+    """The report of a finished session: its timelines, moments and summary, as one HTML file
+    that opens offline (the dashboard's own rendering, with the events inlined)."""
+    from rapport.report import render_html
+
+    row = await _row(st, who, session_id)
+    if row.status in ("created", "running"):
+        raise ApiError(409, "session_not_ended", f"session {session_id} is {row.status}")
+    async with st.db.session() as s:
+        bodies = list(
+            await s.scalars(
+                select(EventRow.body).where(EventRow.session_id == row.id).order_by(EventRow.seq)
+            )
+        )
+    events = [json.loads(b) for b in bodies]
+    html = await asyncio.to_thread(render_html, events, title=f"rapport report: {row.id}")
+    return HTMLResponse(html)
