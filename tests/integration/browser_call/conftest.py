@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from rapport.samples import Recording, make_recording
@@ -85,14 +89,44 @@ def camera_and_mic(media_dir: Path) -> FakeMedia:
     return FakeMedia(rec, video, audio, (width, height), frames, audio_s)
 
 
+class DashboardService(Service):
+    """The conftest's Service on a port picked before it starts, so that its dashboard's origin
+    can be in `service.allowed_origins` (browsers send an Origin on the WebSocket)."""
+
+    def __init__(self, root: Path, models_dir: Path, media: Path, overrides: dict[str, Any]):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        origin = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            root, models_dir, media, {**overrides, "service": {"allowed_origins": [origin]}}
+        )
+
+    def start(self) -> None:
+        self.log = (self.root / "serve.log").open("a")
+        command = [sys.executable, "-m", "rapport.cli", "--config", str(self.config)]
+        self.proc = subprocess.Popen(
+            [*command, "serve", "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("rapport: listening on "), f"server did not start: {line!r}"
+        self.url = line.split()[-1]
+        assert self.url == f"http://127.0.0.1:{self.port}", self.url
+        self.http.base_url = httpx.URL(self.url)
+
+
 @pytest.fixture
 def room(tmp_path: Path, models_dir: Path, media_dir: Path, livekit_binary: Path) -> Iterator[Room]:
     """A local LiveKit server whose webhooks go to a `rapport serve` that knows it (the LiveKit
-    bot tests' Room)."""
+    bot tests' Room), its dashboard allowed to read events from its own origin."""
     started: list[Service] = []
 
     def make_service(overrides: dict[str, Any]) -> Service:
-        svc = Service(tmp_path / "svc", models_dir, media_dir, overrides)
+        svc = DashboardService(tmp_path / "svc", models_dir, media_dir, overrides)
         svc.start()
         started.append(svc)
         return svc

@@ -39,6 +39,15 @@ def test_a_browser_participant_is_tapped_and_reported_on(
             timeout=20_000,
         )
         try:
+            # The second page: the service's dashboard, signed in with a dashboard token for the
+            # session before anyone joins, drawing the windows as they arrive.
+            dash = browser.new_page()
+            dash.on("console", lambda m: console.append(f"dashboard {m.type}: {m.text}"))
+            dash.goto(f"{svc.url}/dashboard/")
+            dash_token = svc.http.post(f"/v1/sessions/{sid}/tokens").json()["token"]
+            dash.fill("#credential", dash_token)
+            dash.click("#signin button[type=submit]")
+            dash.wait_for_selector("[data-state^='live']", timeout=10_000)
             page = browser.new_page()
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             page.goto(f"{pages}/participant.html")
@@ -52,7 +61,7 @@ def test_a_browser_participant_is_tapped_and_reported_on(
             call = page.evaluate(
                 "({state: call.state, error: call.error, published: call.published})"
             )
-            assert call["state"] == "published", call["error"]
+            assert call["state"] == "published", (call["error"], console)
             published = {p["source"]: p for p in call["published"]}
             assert set(published) == {"camera", "microphone"}
             assert published["camera"]["simulcasted"] is True
@@ -66,7 +75,25 @@ def test_a_browser_participant_is_tapped_and_reported_on(
             during = wait_until(
                 taken, 30, lambda: f"{WHO}'s camera and microphone admitted: {room.get(sid)}"
             )
+            # Live, while they are still in the call: their card, and the windows so far.
+            dash.wait_for_function(
+                f"""document.querySelector('[data-person="{WHO}"]') !== null
+                   && document.querySelectorAll('tr[data-seq]').length >= 2""",
+                timeout=15_000,
+            )
+            live_rows = dash.locator("tr[data-seq]").count()
+            assert room.get(sid)["status"] == "running"
             page.evaluate("leave()")
+            dash.wait_for_selector("[data-state='ended']", timeout=30_000)
+            shown = [
+                int(x)
+                for x in dash.eval_on_selector_all(
+                    "tr[data-seq]", "rows => rows.map(r => r.dataset.seq)"
+                )
+            ]
+            shown_windows = dash.eval_on_selector(
+                "[data-field='summary_windows']", "e => Number(e.dataset.value)"
+            )
         finally:
             browser.close()
             (tmp_path / "console.log").write_text("\n".join(console))
@@ -92,4 +119,8 @@ def test_a_browser_participant_is_tapped_and_reported_on(
     assert all(p["faces"] > 0 and "face" in p["modalities"] for p in theirs), theirs  # seen
     assert any(p["speaking_share"] > 0 for p in theirs), theirs  # and heard
     assert WHO in events[-1]["data"]["participants"]
+    # The dashboard drew every window, live and to the end, in order, each once.
+    assert 2 <= live_rows <= len(shown)
+    assert shown == [w["seq"] for w in windows(events)]
+    assert shown_windows == events[-1]["data"]["windows"]
     assert time.monotonic() - started < BOUND_S
