@@ -26,7 +26,9 @@ USER = "ada"
 # What another project's admin key gets on each operation, aimed at our resources:
 # "hidden": 404, as if they did not exist; "own": it acts on its own project only (checked after).
 ISOLATION: dict[tuple[str, str], str] = {
+    ("get", "/v1/sessions"): "own",
     ("get", "/v1/sessions/{session_id}"): "hidden",
+    ("get", "/v1/sessions/{session_id}/report"): "hidden",
     ("post", "/v1/sessions/{session_id}/start"): "hidden",
     ("delete", "/v1/sessions/{session_id}"): "hidden",
     ("post", "/v1/sessions/{session_id}/tokens"): "hidden",

@@ -112,7 +112,7 @@ function openSession(id) {
     const q = `session=${encodeURIComponent(id)}&token=${encodeURIComponent(token)}&after=${last}`;
     let opened = false;
     ws = new WebSocket(`${proto}//${location.host}/v1/events?${q}`);
-    ws.onopen = () => { opened = true; retry = 0; setState(last >= 0 ? "live (resumed)" : "live"); };
+    ws.onopen = () => { opened = true; retry = 0; setState("live"); };
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data);
       if (e.type === "heartbeat") return;
@@ -120,7 +120,10 @@ function openSession(id) {
       if (typeof e.seq !== "number" || e.seq <= last) return; // never a duplicate
       last = e.seq;
       events.push(e);
-      if (e.type === "session.summary") state = "ended";
+      if (e.type === "session.summary") {
+        state = "ended";
+        if (credential.kind === "key") listSessions().catch(() => {}); // its status changed
+      }
       draw();
     };
     ws.onclose = (c) => {

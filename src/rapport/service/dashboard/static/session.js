@@ -181,24 +181,25 @@ function windowsTable(s) {
 }
 
 function momentsPanel(s) {
-  const items = [];
+  const items = []; // [media time, html], shown in media-time order
   for (const e of s.shifts) {
     const d = e.data;
-    items.push(`<li data-moment="sentiment_shift">${secs(e.media_time.start)}: sentiment shift ${d.direction === "up" ? "up ↑" : "down ↓"} (${fmt(d.from_valence, true)} → ${fmt(d.to_valence, true)})</li>`);
+    items.push([e.media_time.start, `<li data-moment="sentiment_shift">${secs(e.media_time.start)}: sentiment shift ${d.direction === "up" ? "up ↑" : "down ↓"} (${fmt(d.from_valence, true)} → ${fmt(d.to_valence, true)})</li>`]);
   }
   for (const g of s.gaps) {
-    items.push(`<li data-moment="gap">${secs(g.data.gap.start)}–${secs(g.data.gap.end)}: not analysed (the session moved to another worker: ${esc(g.data.reason.replace("_", " "))})</li>`);
+    items.push([g.data.gap.start, `<li data-moment="gap">${secs(g.data.gap.start)}–${secs(g.data.gap.end)}: not analysed (the session moved to another worker: ${esc(g.data.reason.replace("_", " "))})</li>`]);
   }
   for (const r of s.revoked) {
-    items.push(`<li data-moment="revoked">${secs(r.media_time.start)}: a consent was revoked (${esc(r.data.consent_id)}); that person's state was purged and nothing more of them is analysed</li>`);
+    items.push([r.media_time.start, `<li data-moment="revoked">${secs(r.media_time.start)}: a consent was revoked (${esc(r.data.consent_id)}); that person's state was purged and nothing more of them is analysed</li>`]);
   }
   if (s.summary) {
     for (const m of s.summary.data.moments) {
-      if (m.kind === "sentiment_shift") continue;
-      items.push(`<li data-moment="${esc(m.kind)}">${secs(m.media_time.start)}–${secs(m.media_time.end)}: ${esc(m.description)} (${fmt(m.value)})</li>`);
+      if (m.kind === "sentiment_shift") continue; // already listed, as detected
+      items.push([m.media_time.start, `<li data-moment="${esc(m.kind)}">${secs(m.media_time.start)}–${secs(m.media_time.end)}: ${esc(m.description)}</li>`]);
     }
   }
-  return items.length ? `<ul class="moments">${items.join("")}</ul>` : `<p class="muted">No moments yet.</p>`;
+  items.sort((a, b) => a[0] - b[0]);
+  return items.length ? `<ul class="moments">${items.map((i) => i[1]).join("")}</ul>` : `<p class="muted">No moments yet.</p>`;
 }
 
 function summaryPanel(s) {
