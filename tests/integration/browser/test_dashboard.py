@@ -274,3 +274,49 @@ def test_report_shows_a_resumed_gap(chromium: Any, tmp_path: Path) -> None:
     assert tab.page.title() == "gap </script><b>"
     assert tab.errors == []
     tab.close()
+
+
+def test_a_revoked_key_closes_the_view(
+    svc: FixedPortService, chromium: Any, short_talk: Recording
+) -> None:
+    """The key that signed the page in is revoked: the open view says so (WebSocket 4401 within
+    service.key_check_s) and does not try again."""
+    made = svc.http.post("/v1/keys", json={"name": "dashboard", "scope": "backend"}).json()
+    key_id, key = made["id"], made["key"]
+    session = svc.session(short_talk)
+    tab = Page(chromium)
+    tab.page.goto(svc.dashboard)
+    tab.sign_in(key)
+    tab.page.get_by_role("button", name=f"Open session {session['id']}").click()
+    tab.page.locator('[data-state="live"]').wait_for(timeout=5000)
+    assert svc.http.delete(f"/v1/keys/{key_id}").status_code == 200
+    tab.page.locator('[data-state^="access revoked"]').wait_for(timeout=5000)
+    assert "revoked" in tab.page.get_by_role("status").inner_text()
+    assert tab.errors == []
+    tab.close()
+
+
+def test_session_list_pages_newest_first(svc: FixedPortService, short_talk: Recording) -> None:
+    """GET /v1/sessions, the list the dashboard shows: the project's own, newest first, a page
+    of `limit` at a time (`after` = the last one's id), filtered by status on request."""
+    made = [svc.session(short_talk)["id"] for _ in range(3)]
+    listed = svc.http.get("/v1/sessions", params={"limit": 1000}).json()
+    ids = [s["id"] for s in listed]
+    assert ids[:3] == made[::-1]
+    created = [s["created_at"] for s in listed]
+    assert created == sorted(created, reverse=True)
+    paged: list[str] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"after": after} if after else {})
+        page = svc.http.get("/v1/sessions", params=params).json()
+        paged += [s["id"] for s in page]
+        if len(page) < 2:
+            break
+        after = page[-1]["id"]
+    assert paged == ids
+    ended = svc.http.get("/v1/sessions", params={"status": "ended"}).json()
+    assert ended and {s["status"] for s in ended} == {"ended"}
+    missing = svc.http.get("/v1/sessions", params={"after": "ses_missing"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    # (Another project's key lists none of these: tests/integration/service/test_projects.py.)

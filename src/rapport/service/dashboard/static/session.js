@@ -125,14 +125,14 @@ function latestPanel(s) {
   const r = room(w);
   const t = w.turns ? w.turns.data : {};
   const withheld = r.withheld ? `<p class="note">Room numbers withheld: fewer people than the minimum contributed to this window.</p>` : "";
-  return `<div data-latest-seq="${w.seq}">
-    <p>Window ${num("window_start", w.start)}–${num("window_end", w.end)} s (event ${w.seq})</p>${withheld}
+  return `<div data-latest-seq="${esc(w.seq)}">
+    <p>Window ${num("window_start", w.start)}–${num("window_end", w.end)} s (event ${esc(w.seq)})</p>${withheld}
     <dl class="numbers">
       <div><dt>Engagement</dt><dd>${num("engagement", r.engagement)}</dd></div>
       <div><dt>Trend /min</dt><dd>${num("trend", r.trend, true)}</dd></div>
       <div><dt>Valence</dt><dd>${num("valence", r.valence, true)}</dd></div>
       <div><dt>Arousal</dt><dd>${num("arousal", r.arousal, true)}</dd></div>
-      <div><dt>Participants</dt><dd><span data-field="participants" data-value="${r.participants}">${r.participants}</span></dd></div>
+      <div><dt>Participants</dt><dd><span data-field="participants" data-value="${esc(r.participants)}">${esc(r.participants)}</span></dd></div>
       <div><dt>Silence</dt><dd>${num("silence_share", t.silence_share)}</dd></div>
       <div><dt>Evenness</dt><dd>${num("evenness", t.evenness)}</dd></div>
     </dl></div>`;
@@ -145,7 +145,7 @@ function turnsPanel(s) {
   let out = `<p>Evenness ${num("turns_evenness", t.evenness)} (1 = everyone spoke alike), silence ${num("turns_silence", t.silence_share)}.</p>`;
   if (s.perPerson) {
     const rows = Object.entries(t.speaking_shares).map(([who, share]) =>
-      `<li><span class="who">${esc(who)}</span> <meter min="0" max="1" value="${share}" aria-label="${esc(who)} speaking share"></meter> ${fmt(share)} · ${t.turns[who] ?? 0} turns</li>`);
+      `<li><span class="who">${esc(who)}</span> <meter min="0" max="1" value="${esc(share)}" aria-label="${esc(who)} speaking share"></meter> ${fmt(share)} · ${esc(t.turns[who] ?? 0)} turns</li>`);
     out += `<ul class="shares" data-people>${rows.join("")}</ul>`;
   }
   return out;
@@ -172,7 +172,7 @@ function windowsTable(s) {
   const rows = s.windows.map((w) => {
     const r = room(w) || {};
     const t = w.turns ? w.turns.data : {};
-    return `<tr data-seq="${w.seq}"><td>${secs(w.start)}–${secs(w.end)}</td><td>${num("engagement", r.engagement)}</td><td>${num("valence", r.valence, true)}</td><td>${num("arousal", r.arousal, true)}</td><td>${num("trend", r.trend, true)}</td><td>${num("silence_share", t.silence_share)}</td><td>${num("evenness", t.evenness)}</td><td>${r.participants ?? "–"}</td></tr>`;
+    return `<tr data-seq="${esc(w.seq)}"><td>${secs(w.start)}–${secs(w.end)}</td><td>${num("engagement", r.engagement)}</td><td>${num("valence", r.valence, true)}</td><td>${num("arousal", r.arousal, true)}</td><td>${num("trend", r.trend, true)}</td><td>${num("silence_share", t.silence_share)}</td><td>${num("evenness", t.evenness)}</td><td>${esc(r.participants ?? "–")}</td></tr>`;
   });
   return `<details><summary>Every window (${s.windows.length})</summary><div class="scroll"><table class="windows">
     <caption>Room numbers per window</caption>
@@ -208,7 +208,7 @@ function summaryPanel(s) {
   const most = Math.max(0, ...s.windows.map((w) => (room(w) || {}).participants || 0));
   const dropped = Object.entries(d.dropped);
   const droppedList = dropped.length
-    ? `<ul data-dropped>${dropped.map(([why, n]) => `<li><span class="reason">${esc(why.replaceAll("_", " "))}</span>: <span data-reason="${esc(why)}">${n}</span></li>`).join("")}</ul>`
+    ? `<ul data-dropped>${dropped.map(([why, n]) => `<li><span class="reason">${esc(why.replaceAll("_", " "))}</span>: <span data-reason="${esc(why)}">${esc(n)}</span></li>`).join("")}</ul>`
     : `<p>No item was dropped.</p>`;
   let people = "";
   if (s.perPerson && Object.keys(d.participants).length) {
@@ -217,7 +217,7 @@ function summaryPanel(s) {
   }
   return `<dl class="numbers" data-summary>
       <div><dt>Duration</dt><dd>${num("summary_duration", d.duration_s)} s</dd></div>
-      <div><dt>Windows</dt><dd><span data-field="summary_windows" data-value="${d.windows}">${d.windows}</span></dd></div>
+      <div><dt>Windows</dt><dd><span data-field="summary_windows" data-value="${esc(d.windows)}">${esc(d.windows)}</span></dd></div>
       <div><dt>Engagement</dt><dd>${num("summary_engagement", d.engagement)}</dd></div>
       <div><dt>Trend /min</dt><dd>${num("summary_trend", d.engagement_trend, true)}</dd></div>
       <div><dt>Valence</dt><dd>${num("summary_valence", d.valence, true)}</dd></div>
