@@ -55,11 +55,11 @@ def test_a_browser_participant_is_tapped_and_reported_on(
             page.evaluate(
                 "([url, token]) => { join(url, token).catch(() => {}); }", [room.lk.url, token]
             )
-            page.wait_for_function(
-                "['published', 'failed'].includes(window.call.state)", timeout=20_000
-            )
-            call = page.evaluate(
-                "({state: call.state, error: call.error, published: call.published})"
+            state = "({state: call.state, error: call.error, published: call.published})"
+            call = wait_until(
+                lambda: (c := page.evaluate(state))["state"] in ("published", "failed") and c,
+                30,
+                lambda: f"the page to join and publish: {page.evaluate(state)}; {console}",
             )
             assert call["state"] == "published", (call["error"], console)
             published = {p["source"]: p for p in call["published"]}
