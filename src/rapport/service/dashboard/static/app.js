@@ -5,6 +5,7 @@
 
 import { esc, renderSession } from "./session.js";
 
+const SILENT_MS = 45000;
 let credential = null; // { kind: "key" | "token", value, sessionId? }
 let view = null; // the open session's connection state
 
@@ -112,8 +113,10 @@ function openSession(id) {
     const q = `session=${encodeURIComponent(id)}&token=${encodeURIComponent(token)}&after=${last}`;
     let opened = false;
     ws = new WebSocket(`${proto}//${location.host}/v1/events?${q}`);
-    ws.onopen = () => { opened = true; retry = 0; setState("live"); };
+    ws.onopen = () => { opened = true; retry = 0; heard = Date.now(); setState("live"); };
     ws.onmessage = (m) => {
+      if (closed) return;
+      heard = Date.now();
       const e = JSON.parse(m.data);
       if (e.type === "heartbeat") return;
       if (e.type === "stream.reset") { last = Math.max(last, e.from_seq - 1); return; }
@@ -129,6 +132,7 @@ function openSession(id) {
     ws.onclose = (c) => {
       ws = null;
       if (closed) return;
+      if (c.code === 1000 || c.code === 4401) clearInterval(watchdog);
       if (c.code === 1000) return setState(events.some((e) => e.type === "session.summary") ? "ended" : "ended (no summary: the session was interrupted)");
       if (c.code === 4401) return setState("access revoked: the API key behind this view was revoked");
       if (!opened && credential.kind === "token" && retry > 3) return setState("refused: the token is not valid for this session (expired?)");
@@ -143,7 +147,13 @@ function openSession(id) {
     setTimeout(connect, wait);
   }
 
-  view = { close() { closed = true; if (ws) ws.close(1000); } };
+  // The server sends a heartbeat when idle (every websocket.heartbeat_s, 15 s by default): a
+  // connection silent for much longer is dead without having said so; drop it and resume.
+  let heard = Date.now();
+  const watchdog = setInterval(() => {
+    if (ws && ws.readyState === WebSocket.OPEN && Date.now() - heard > SILENT_MS) ws.close(4000, "silent");
+  }, 5000);
+  view = { close() { closed = true; clearInterval(watchdog); if (ws) ws.close(1000); } };
   draw();
   connect();
 }
