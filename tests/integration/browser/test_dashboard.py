@@ -279,15 +279,21 @@ def test_report_shows_a_resumed_gap(chromium: Any, tmp_path: Path) -> None:
 def test_a_revoked_key_closes_the_view(
     svc: FixedPortService, chromium: Any, short_talk: Recording
 ) -> None:
-    """The key that signed the page in is revoked: the open view says so (WebSocket 4401 within
-    service.key_check_s) and does not try again."""
+    """Signed in and opened by keyboard; then the key is revoked: the open view says so
+    (WebSocket 4401 within service.key_check_s) and does not try again."""
     made = svc.http.post("/v1/keys", json={"name": "dashboard", "scope": "backend"}).json()
     key_id, key = made["id"], made["key"]
     session = svc.session(short_talk)
     tab = Page(chromium)
     tab.page.goto(svc.dashboard)
-    tab.sign_in(key)
-    tab.page.get_by_role("button", name=f"Open session {session['id']}").click()
+    # By keyboard alone: the first Tab reaches the credential, Enter signs in and opens.
+    tab.page.keyboard.press("Tab")
+    assert tab.page.evaluate("document.activeElement.id") == "credential"
+    tab.page.keyboard.type(key)
+    tab.page.keyboard.press("Enter")
+    opener = tab.page.get_by_role("button", name=f"Open session {session['id']}")
+    opener.focus()
+    tab.page.keyboard.press("Enter")
     tab.page.locator('[data-state="live"]').wait_for(timeout=5000)
     assert svc.http.delete(f"/v1/keys/{key_id}").status_code == 200
     tab.page.locator('[data-state^="access revoked"]').wait_for(timeout=5000)
