@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from rapport.samples import Recording
@@ -326,3 +327,22 @@ def test_session_list_pages_newest_first(svc: FixedPortService, short_talk: Reco
     missing = svc.http.get("/v1/sessions", params={"after": "ses_missing"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     # (Another project's key lists none of these: tests/integration/service/test_projects.py.)
+
+
+def test_dashboard_files_are_served_and_nothing_else(svc: FixedPortService) -> None:
+    plain = httpx.Client(base_url=svc.url, timeout=10)  # no key: the page signs in itself
+    moved = plain.get("/dashboard")
+    assert moved.status_code == 308 and moved.headers["location"] == "/dashboard/"
+    for path, kind in (
+        ("/dashboard/", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/session.js", "text/javascript"),
+        ("/dashboard/dashboard.css", "text/css"),
+    ):
+        r = plain.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind), path
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    for path in ("/dashboard/__init__.py", "/dashboard/..%2F__init__.py", "/dashboard/static"):
+        assert plain.get(path).status_code == 404, path
+    assert "/dashboard" not in str(svc.http.get("/openapi.json").json()["paths"])
+    plain.close()
