@@ -406,6 +406,7 @@ def test_websocket_handshakes(service: Service, short_talk: Recording) -> None:
     token = r.json()["token"]
     assert r.json()["session_id"] == mine
     key = {"authorization": f"Bearer {service.key}"}
+    port = service.url.rsplit(":", 1)[1]
 
     ws_refused(service, f"?session={mine}")
     ws_refused(service, f"?session={mine}&token=not-a-token")
@@ -415,10 +416,19 @@ def test_websocket_handshakes(service: Service, short_talk: Recording) -> None:
     ws_refused(service, f"?session={mine}", authorization=f"Bearer {token}x")
     ws_refused(service, f"?session={mine}&token={token}", origin="https://evil.example")
     ws_refused(service, f"?session={mine}", origin="http://127.0.0.1", **key)
+    ws_refused(service, f"?session={mine}", origin=f"http://evil.example:{port}", **key)
     ws_refused(service, f"?session={UNKNOWN}", **key)
     ws_refused(service, "", **key)
     ws_refused(service, f"?session={mine}&after=x", **key)
     ws_refused(service, f"?session={mine}&after=-2", **key)
+
+    # A page this server served (the dashboard) may connect: same origin.
+    with connect(
+        f"{service.ws_url}/v1/events?session={mine}&token={token}",
+        additional_headers={"origin": service.url},
+        open_timeout=10,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=10))["session_id"] == mine
 
     # The dashboard token reads its own session (live: a heartbeat comes while it is idle).
     for query, headers in [(f"&token={token}", {}), ("", {"authorization": f"Bearer {token}"})]:

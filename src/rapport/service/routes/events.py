@@ -1,7 +1,8 @@
 """`/v1/events?session=ID[&after=SEQ]`: a session's events, live, over a WebSocket.
 
-Authenticated at the handshake (a dashboard token for this session, or an API key; browsers' Origin
-must be allowed), else refused with HTTP 403 before any event. On connect the kept events after
+Authenticated at the handshake (a dashboard token for this session, or an API key; a browser's
+Origin must be this server's own (the dashboard at /dashboard) or in `service.allowed_origins`),
+else refused with HTTP 403 before any event. On connect the kept events after
 `after` are replayed from the store, then live ones follow, with no gap and no duplicate (seq
 decides). If events after `after` were already purged, a `stream.reset` message says from where
 the replay starts. `heartbeat` messages come when idle. The connection closes with 1000 after the
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import json
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from sqlalchemy import func, select
@@ -38,10 +40,18 @@ ENDED = ("ended", "failed", "interrupted")
 CLOSE_WAIT_S = 2.0
 
 
+def _same_origin(origin: str, ws: WebSocket) -> bool:
+    """The page was served by this server (its Origin names the host the request went to)."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == ws.headers.get("host")
+
+
 async def _authorised(ws: WebSocket, st: State, row: Session, token: str | None) -> str | None:
     """The id of the API key behind the credential, when it may read this session."""
     origin = ws.headers.get("origin")
-    if origin is not None and origin not in st.settings.service.allowed_origins:
+    if origin is not None and not (
+        origin in st.settings.service.allowed_origins or _same_origin(origin, ws)
+    ):
         return None
     # A query string ends up in logs: dashboard tokens only there, never keys.
     credential = token if token is not None else bearer(ws.headers.get("authorization"))
