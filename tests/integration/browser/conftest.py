@@ -1,5 +1,5 @@
-"""A real `rapport serve` on a fixed port (the dashboard's own origin must be in
-`service.allowed_origins`, and a restarted server must come back where the page left it) and a
+"""A real `rapport serve` on a fixed port (a restarted server must come back where the page
+left it; the page's origin is the server's own, which the events WebSocket accepts) and a
 headless Chromium (Debian's, driven by Playwright with `executable_path`; scripts/setup --dev
 installs both). Without Chromium the tests are skipped, or fail where CI requires them
 (RAPPORT_REQUIRE_BROWSER=1)."""
@@ -49,8 +49,6 @@ class FixedPortService(Service):
 
     def __init__(self, root: Path, models_dir: Path, media: Path, overrides: dict[str, Any]):
         self.port = _free_port()
-        origin = f"http://127.0.0.1:{self.port}"
-        overrides = {**overrides, "service": {"allowed_origins": [origin]}}
         super().__init__(root, models_dir, media, overrides)
 
     def start(self) -> None:
