@@ -32,7 +32,7 @@ from rapport.invariants import check_events
 from rapport.livekit.publisher import SimulatedParticipant
 from rapport.samples import Recording
 from tests.fakes.receiver import Receiver
-from tests.fakes.wait import wait_until
+from tests.fakes.wait import wait_until, wait_until_async
 from tests.integration.conftest import LiveKitPair
 from tests.integration.service.conftest import Service
 
@@ -120,13 +120,7 @@ class Fleet:
 
 
 async def until(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.05)
+    return await wait_until_async(probe, timeout, what, interval=0.05)
 
 
 def windows(events: list[Event], after_seq: int = -1) -> list[Event]:
