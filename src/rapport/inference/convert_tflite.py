@@ -1,8 +1,9 @@
-"""Convert MediaPipe's BlazeFace short-range TFLite model to ONNX, without TensorFlow.
+"""Convert MediaPipe's BlazeFace TFLite models (short and full range) to ONNX, without TensorFlow.
 
 The flatbuffer is read with the `tflite` package and each operator is mapped to ONNX (opset 17).
-Only what that model uses is supported (float32 activations, fp16 constants behind DEQUANTIZE);
-anything else raises ModelError naming the operator, so a changed upstream model fails loudly.
+Only what those models use is supported (float32 activations, fp16 constants behind DEQUANTIZE,
+the full-range model's sparse fp16 weights behind DENSIFY); anything else raises ModelError naming
+the operator, so a changed upstream model fails loudly.
 
 Layout: every rank-4 activation is NCHW in ONNX (TFLite's are NHWC); weights are transposed at
 conversion time and RESHAPE goes through NHWC so flattening order matches TFLite exactly. TFLite's
@@ -41,7 +42,8 @@ _ACT = tflite.ActivationFunctionType
 
 def convert_blazeface(tflite_path: Path, onnx_path: Path) -> None:
     """Write the ONNX equivalent of `tflite_path`: input float32 [N,3,H,W] in [-1, 1], outputs
-    named as in the TFLite model (for BlazeFace: regressors [N,896,16], classificators [N,896,1]).
+    named as in the TFLite model (short range: regressors [N,896,16], classificators [N,896,1];
+    full range: Identity [N,2304,16], Identity_1 [N,2304,1]).
     """
     try:
         data = tflite_path.read_bytes()
@@ -80,6 +82,52 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
     return total // 2, total - total // 2
 
 
+_SPARSE_CSR = 1  # tflite.DimensionType.SPARSE_CSR
+_INDEX_VECTORS = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}
+
+
+def _index_vector(kind: int, table: Any) -> NDArray[np.int64]:
+    if kind not in _INDEX_VECTORS or table is None:
+        raise ModelError(f"TFLite sparse index vector type {kind} is not supported")
+    vec = _INDEX_VECTORS[kind]()
+    vec.Init(table.Bytes, table.Pos)
+    return np.asarray(vec.ValuesAsNumpy(), np.int64)
+
+
+def _densify(values: NDArray[Any], shape: list[int], sparsity: Any) -> NDArray[Any]:
+    """A sparse constant (TFLite's CSR-per-dimension format) as a dense array of `shape`.
+
+    Only the layout TFLite's converter writes for unblocked weights is supported: traversal order
+    equal to the tensor's dimension order and no block map. Dimensions are walked outermost first;
+    a DENSE one enumerates 0..size-1, a SPARSE_CSR one the indices of its segment. The leaves come
+    out in storage order, so the i-th stored value lands at the i-th coordinate.
+    """
+    order = list(sparsity.TraversalOrderAsNumpy()) if sparsity.TraversalOrderLength() else []
+    if sparsity.BlockMapLength() or order != list(range(len(shape))):
+        raise ModelError("TFLite block-sparse or reordered sparse tensors are not supported")
+    pos = np.zeros(1, np.int64)  # per partial path: its position in the current level
+    coords = np.zeros((1, 0), np.int64)
+    for level in range(sparsity.DimMetadataLength()):
+        dim = sparsity.DimMetadata(level)
+        if dim.Format() == _SPARSE_CSR:
+            segments = _index_vector(dim.ArraySegmentsType(), dim.ArraySegments())
+            indices = _index_vector(dim.ArrayIndicesType(), dim.ArrayIndices())
+            starts, counts = segments[pos], segments[pos + 1] - segments[pos]
+            pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            coords = np.concatenate([np.repeat(coords, counts, axis=0), indices[pos, None]], 1)
+        else:
+            n = int(dim.DenseSize())
+            pos = (pos[:, None] * n + np.arange(n)).ravel()
+            coords = np.concatenate(
+                [np.repeat(coords, n, axis=0), np.tile(np.arange(n), len(coords))[:, None]], 1
+            )
+    if len(coords) != values.size or (coords >= np.array(shape)).any():
+        raise ModelError("TFLite sparse tensor does not match its shape")
+    dense = np.zeros(shape, values.dtype)
+    dense[tuple(coords.T)] = values
+    return dense
+
+
 class _Converter:
     def __init__(self, model: Any, data: bytes) -> None:
         if model.SubgraphsLength() != 1:
@@ -99,6 +147,9 @@ class _Converter:
             "PAD": self._pad,
             "RESHAPE": self._reshape,
             "CONCATENATION": self._concat,
+            "DENSIFY": self._densify,
+            "RESIZE_BILINEAR": self._resize_bilinear,
+            "DEPTH_TO_SPACE": self._depth_to_space,
         }
 
     # ---- tensors
@@ -121,7 +172,12 @@ class _Converter:
             return None
         if t.Type() not in _DTYPES:
             raise ModelError(f"TFLite tensor type {t.Type()} is not supported")
-        value = np.frombuffer(raw, dtype=_DTYPES[t.Type()]).reshape(self.shape(i))
+        value = np.frombuffer(raw, dtype=_DTYPES[t.Type()])
+        sparsity = t.Sparsity()
+        if sparsity is None:
+            value = value.reshape(self.shape(i))
+        else:  # read dense: DENSIFY of a constant is then the identity
+            value = _densify(value, self.shape(i), sparsity)
         self.consts[i] = value
         return value
 
@@ -302,3 +358,40 @@ class _Converter:
             axis = _NHWC_AXIS_TO_NCHW[axis]
         y = self.node("Concat", [self.value(i) for i in ins], f"concat{out}", axis=axis)
         self.activation(y, o.FusedActivationFunction(), out)
+
+    def _densify(self, op: Any, ins: list[int], out: int) -> None:
+        c = self.const(ins[0])
+        if c is None:
+            raise ModelError("TFLite operator DENSIFY is supported only on constants")
+        self.consts[out] = c  # densified when read
+
+    def _resize_bilinear(self, op: Any, ins: list[int], out: int) -> None:
+        o = self.options(op, tflite.ResizeBilinearOptions)
+        if o.AlignCorners():
+            mode = "align_corners"
+        elif o.HalfPixelCenters():  # TF clamps the source coordinate at 0, as ONNX's linear does
+            mode = "half_pixel"
+        else:
+            mode = "asymmetric"
+        x = self.value(ins[0])
+        _, oh, ow, _ = self.shape(out)  # sizes: N and C from the input (dynamic batch), then H, W
+        shape = self.node("Shape", [x], f"shape{out}")
+        start = self.init(f"nc_start{out}", np.array([0], np.int64))
+        stop = self.init(f"nc_stop{out}", np.array([2], np.int64))
+        nc = self.node("Slice", [shape, start, stop], f"nc{out}")
+        hw = self.init(f"hw{out}", np.array([oh, ow], np.int64))
+        sizes = self.node("Concat", [nc, hw], f"sizes{out}", axis=0)
+        self.names[out] = self.node(
+            "Resize",
+            [x, "", "", sizes],
+            f"t{out}",
+            mode="linear",
+            coordinate_transformation_mode=mode,
+        )
+
+    def _depth_to_space(self, op: Any, ins: list[int], out: int) -> None:
+        o = self.options(op, tflite.DepthToSpaceOptions)
+        # TF's NHWC depth order (block row, block column, channel) is ONNX's DCR mode.
+        self.names[out] = self.node(
+            "DepthToSpace", [self.value(ins[0])], f"t{out}", blocksize=o.BlockSize(), mode="DCR"
+        )

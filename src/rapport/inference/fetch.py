@@ -76,6 +76,14 @@ class Asset:
     pip_args: tuple[str, ...] = ()
 
 
+# One fixed mediapipe wheel on every host: the files we want are the same in all of them.
+_MEDIAPIPE_WHEEL: Final = (
+    "--platform=manylinux_2_28_x86_64",
+    "--python-version=3.11",
+    "--implementation=cp",
+    "--abi=cp311",
+)
+
 OFFLINE_PACK: Final = (
     Asset(
         name="face-expression",
@@ -123,13 +131,25 @@ OFFLINE_PACK: Final = (
         member_sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
         license="Apache-2.0",
         build=_convert_tflite,
-        # One fixed wheel on every host: the file we want is the same in all of them.
-        pip_args=(
-            "--platform=manylinux_2_28_x86_64",
-            "--python-version=3.11",
-            "--implementation=cp",
-            "--abi=cp311",
+        pip_args=_MEDIAPIPE_WHEEL,
+    ),
+    Asset(
+        name="face-detection-full",
+        model="blazeface-full-range",
+        version="mediapipe-0.10.21.r1",
+        task="face-detection",
+        labels=None,
+        notes=(
+            "MediaPipe BlazeFace full range (the sparse model MediaPipe's CPU graph runs, "
+            "densified): RGB 192x192 scaled to [-1, 1], 2304 anchors"
         ),
+        package="mediapipe",
+        package_version="0.10.21",
+        member="mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        member_sha256="2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        license="Apache-2.0",
+        build=_convert_tflite,
+        pip_args=_MEDIAPIPE_WHEEL,
     ),
 )
 
