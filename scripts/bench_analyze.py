@@ -78,6 +78,37 @@ def _stt(recording: Path, speech: list[tuple[float, float]]) -> dict[str, float]
     return {"media_s": spoken, "wall_s": wall, "rtf": spoken / wall}
 
 
+def _detectors(frames: int = 40) -> list[tuple[str, dict[str, float]]]:
+    """Face detection alone, per 640x360 frame (generated scenes of 3-8 faces, 20-120 px):
+    short range, full range (whole frame, tiled) and auto on a participant's camera."""
+    from rapport.config import FaceSettings, RuntimeSettings, load_settings
+    from rapport.perception.face_detection import FULL_RANGE, FaceDetector
+    from rapport.perception.face_range import FaceDetectors, TiledDetector
+    from rapport.scenes import evaluation_set
+
+    models, runtime = load_settings().models_dir, RuntimeSettings()
+    scenes = evaluation_set(frames)[:frames]
+    both = FaceDetectors(models, runtime, FaceSettings(detector="auto"))
+    full = FaceDetector(models, runtime, FaceSettings(), FULL_RANGE)
+    auto = both.for_stream("participant")
+    cases = {
+        "face detection: short range": lambda i, rgb: both.short.detect(rgb),  # type: ignore
+        "face detection: full range": lambda i, rgb: full.detect(rgb),
+        "face detection: full, 4x2 tiles": lambda i, rgb: TiledDetector(full).detect(rgb),
+        "face detection: auto": lambda i, rgb: auto.detect(i / 4, rgb),
+    }
+    rows = []
+    for name, detect in cases.items():
+        t0 = time.perf_counter()
+        faces = sum(len(detect(i, s.rgb)) for i, s in enumerate(scenes))
+        wall = time.perf_counter() - t0
+        ms = f"{1000 * wall / len(scenes):.1f} ms/frame"
+        media = len(scenes) / 4  # as if sampled at 4 fps
+        row = {"media_s": media, "wall_s": wall, "rtf": media / wall}
+        rows.append((f"{name} ({ms})", {**row, "faces_per_frame": faces / len(scenes)}))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=60.0)
@@ -133,6 +164,7 @@ def main() -> int:
             )
             rows.append((f"analyze, {n} face(s)", json.loads(res.stdout)))
         rows.append(("speech-to-text alone", _stt(rec.path, speech)))
+    rows += _detectors()
 
     table = Table(
         title=f"640x360 25 fps, {args.fps:g} fps sampled, transcript given; {os.cpu_count()} CPUs",

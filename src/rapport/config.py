@@ -33,6 +33,17 @@ class FaceSettings(_Section):
         3.0, ge=0, description="A track survives this long without its face (then it ends)."
     )
     min_face_px: int = Field(24, ge=8, description="Faces smaller than this (side) are ignored.")
+    detector: Literal["short", "full", "auto"] = Field(
+        "auto",
+        description="BlazeFace short range (faces wider than ~1/7 of the frame, cheapest), full "
+        "range (any distance), or auto: full range on shared room cameras and on participant "
+        "cameras whose faces are small or missing, short range otherwise.",
+    )
+    full_range_tiles: bool = Field(
+        True,
+        description="Full range also runs on 4x2 overlapping tiles, so ~24 px faces at 640x360 "
+        "are found (9 passes instead of one).",
+    )
 
 
 class SmoothingSettings(_Section):

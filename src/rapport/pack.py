@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from rapport.config import Settings
 from rapport.perception.face_expression import ExpressionClassifier
-from rapport.perception.faces import FaceDetector
+from rapport.perception.face_range import FaceDetectors
 from rapport.perception.heads import ExpressionHead, TextHead, VoiceHead
 from rapport.perception.language import TextSentiment
 from rapport.perception.speech_to_text import SpeechToText
@@ -30,8 +30,9 @@ class OfflinePack:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._stt = threading.local()
-        # Face models are loaded eagerly: they fail fast with the fetch hint when missing.
-        self.detector = FaceDetector(settings.models_dir, settings.runtime, settings.faces)
+        # Face models are loaded eagerly: they fail fast with the fetch hint when missing. Only
+        # the ranges faces.detector needs are loaded (auto: both).
+        self.detector = FaceDetectors(settings.models_dir, settings.runtime, settings.faces)
         self.expressions: ExpressionHead = self._expressions()
         self.text: TextHead = self._text()
         self.voice_emotion: VoiceHead | None = self._voice_emotion()

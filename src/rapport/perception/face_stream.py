@@ -2,7 +2,8 @@
 
 Per-face results never leave this module: a frame comes out as counts and means over its faces.
 Detection (every frame) and classification (frames with a face) are timed per head in the
-process's metrics (rapport/metrics.py).
+process's metrics (rapport/metrics.py). Given the pack's FaceDetectors, the stream keeps its own
+short/full-range choice (face_range.RangeChoice); one tracker follows faces across a switch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rapport.frames import Expression, FrameSummary, VideoFrame
 from rapport.fusion.smoothing import ExpressionSmoother
 from rapport.labels import NEUTRAL_INDEX
 from rapport.metrics import INFERENCE_SECONDS
+from rapport.perception.face_range import FaceDetectors, RangeChoice
 from rapport.perception.faces import FaceDetector, FaceTracker
 from rapport.perception.heads import ExpressionHead
 
@@ -22,7 +24,7 @@ _EXPRESSION = INFERENCE_SECONDS.labels("face_expression")
 class FaceStream:
     def __init__(
         self,
-        detector: FaceDetector,
+        detector: FaceDetector | FaceDetectors,
         classifier: ExpressionHead,
         faces: FaceSettings,
         smoothing: SmoothingSettings,
@@ -30,6 +32,9 @@ class FaceStream:
     ) -> None:
         """`owner`: the participant this stream shows, or None for a shared room camera."""
         self._detector = detector
+        self._choice: RangeChoice | None = (
+            detector.for_stream(owner) if isinstance(detector, FaceDetectors) else None
+        )
         self._classifier = classifier
         self._smoothing = smoothing
         self._owner = owner
@@ -43,7 +48,10 @@ class FaceStream:
 
     def process(self, frame: VideoFrame) -> FrameSummary:
         with _DETECTION.time():
-            detections = self._detector.detect(frame.rgb)
+            if self._choice is not None:
+                detections = self._choice.detect(frame.t, frame.rgb)
+            else:
+                detections = self._detector.detect(frame.rgb)
         update = self._tracker.update(frame.t, detections)
         for track_id in update.ended:
             del self._smoothers[track_id]
@@ -78,6 +86,11 @@ class FaceStream:
             arousal=_mean(arousal),
             expressiveness=_mean(expressive),
         )
+
+    @property
+    def detector_range(self) -> str | None:
+        """'short' or 'full': the range the next frame will use; None for a single detector."""
+        return self._choice.current if self._choice is not None else None
 
     @property
     def tracks(self) -> int:

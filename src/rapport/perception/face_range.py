@@ -1,0 +1,194 @@
+"""Which BlazeFace runs on a stream: short range, full range (tiled), or chosen per stream (auto).
+
+Full range over the whole 640x360 frame shrinks it to 192 px, so a 24 px face is 7 px there and
+is missed; the tiled pass adds a 4x2 grid of overlapping tiles (each 220x220 at 640x360) where it
+is ~21 px. Measured on rapport.scenes (scripts/face_detection_recall.py, 745 faces), faces >= 24
+px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px), precision
+>= 0.98; one pass costs ~1.3 ms short, ~2.7 ms full, so tiled full (9 passes) ~25 ms per frame.
+
+`auto` keeps one small state machine per stream (RangeChoice), on media time, with hysteresis:
+- a shared room camera (no owner) always runs full range;
+- a participant's camera starts on short range and switches to full when a face narrower than
+  TO_FULL of the frame's longer side is seen (short range's limit is ~1/7), when no face has been
+  found for MISS_S, or when the full-range probe run every PROBE_S finds more faces than short did;
+- it switches back once every frame for SETTLE_S had a face and all faces were at least TO_SHORT
+  of the longer side (a gap of sizes between the two thresholds, so it does not flap).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rapport.config import FaceSettings, RuntimeSettings
+from rapport.frames import Box, Detection
+from rapport.perception.face_detection import FULL_RANGE, SHORT_RANGE, FaceDetector
+
+Range = Literal["short", "full"]
+
+TO_FULL: Final = 0.17
+TO_SHORT: Final = 0.22
+MISS_S: Final = 2.0
+SETTLE_S: Final = 10.0
+PROBE_S: Final = 10.0
+_TILE_GRID: Final = (4, 2)  # columns x rows on a landscape frame (transposed for portrait)
+_TILE_OVERLAP: Final = 0.125
+"""Of the longer side (80 px at 640): the largest face the tiles must hold whole; bigger ones are
+the whole-frame pass's."""
+_EDGE_PX: Final = 2.0
+_MERGE_IOU: Final = 0.3
+_MERGE_INSIDE: Final = 0.6
+
+
+def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of the overlapping tiles covering a frame, row by row."""
+    cols, rows = _TILE_GRID if width >= height else _TILE_GRID[::-1]
+    overlap = round(_TILE_OVERLAP * max(width, height))
+    tw = min(width, math.ceil((width + (cols - 1) * overlap) / cols))
+    th = min(height, math.ceil((height + (rows - 1) * overlap) / rows))
+    xs = [round(i * (width - tw) / (cols - 1)) for i in range(cols)]
+    ys = [round(i * (height - th) / (rows - 1)) for i in range(rows)]
+    return [(x, y, tw, th) for y in ys for x in xs]
+
+
+class TiledDetector:
+    """A detector run on the whole frame and on overlapping tiles, results merged.
+
+    A tile's detection touching one of its inner edges (a face cut by the tile) is dropped: the
+    overlap puts any face that small wholly inside a neighbour. Merging keeps the best-scored of
+    boxes that overlap (IoU > 0.3, or one mostly inside the other). Frames whose longer side is
+    under twice the model's input gain nothing from tiles and get the whole-frame pass only.
+    """
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self._detector = detector
+
+    @property
+    def name(self) -> str:
+        return self._detector.name
+
+    def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
+        found = list(self._detector.detect(rgb))
+        h, w = rgb.shape[:2]
+        if max(h, w) < 2 * self._detector.spec.size:
+            return found
+        for x, y, tw, th in tiles(w, h):
+            for d in self._detector.detect(np.ascontiguousarray(rgb[y : y + th, x : x + tw])):
+                b = d.box
+                if (
+                    (x > 0 and b.x0 <= _EDGE_PX)
+                    or (y > 0 and b.y0 <= _EDGE_PX)
+                    or (x + tw < w and b.x1 >= tw - _EDGE_PX)
+                    or (y + th < h and b.y1 >= th - _EDGE_PX)
+                ):
+                    continue
+                box = Box(b.x0 + x, b.y0 + y, b.x1 + x, b.y1 + y)
+                found.append(Detection(box=box, score=d.score, frontal=d.frontal))
+        found.sort(key=lambda d: -d.score)
+        kept: list[Detection] = []
+        for d in found:
+            if not any(_same_face(d.box, k.box) for k in kept):
+                kept.append(d)
+        return kept
+
+
+def _same_face(a: Box, b: Box) -> bool:
+    if a.iou(b) > _MERGE_IOU:
+        return True
+    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    return ix * iy > _MERGE_INSIDE * min(a.area, b.area)
+
+
+class FaceDetectors:
+    """The detectors `faces.detector` needs, loaded once per process and shared by all streams."""
+
+    def __init__(self, models_dir: Path, runtime: RuntimeSettings, faces: FaceSettings) -> None:
+        self.mode = faces.detector
+        self.short = (
+            FaceDetector(models_dir, runtime, faces, SHORT_RANGE)
+            if faces.detector in ("short", "auto")
+            else None
+        )
+        self.full: FaceDetector | TiledDetector | None = None
+        if faces.detector in ("full", "auto"):
+            full = FaceDetector(models_dir, runtime, faces, FULL_RANGE)
+            self.full = TiledDetector(full) if faces.full_range_tiles else full
+
+    @property
+    def name(self) -> str:
+        """What produces the boxes: one model's display name, or both joined by '|' for auto
+        (a stream may have run either, frame by frame)."""
+        names = [d.name for d in (self.short, self.full) if d is not None]
+        return "|".join(names)
+
+    def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
+        """Stateless use (one image): full range where loaded, else short range."""
+        detector = self.full or self.short
+        assert detector is not None
+        return detector.detect(rgb)
+
+    def for_stream(self, owner: str | None) -> RangeChoice:
+        return RangeChoice(self, owner)
+
+
+class RangeChoice:
+    """One stream's detector choice (see the module notes); not thread-safe."""
+
+    def __init__(self, detectors: FaceDetectors, owner: str | None) -> None:
+        self._d = detectors
+        if detectors.mode == "auto":
+            self.current: Range = "full" if owner is None else "short"
+        else:
+            self.current = detectors.mode
+        self._fixed = detectors.mode != "auto" or owner is None
+        self._last_face = -math.inf  # when short range last found a face
+        self._settled_since: float | None = None  # full range: since when all faces are large
+        self._last_probe: float | None = None
+        self.switches = 0
+
+    def detect(self, t: float, rgb: NDArray[np.uint8]) -> list[Detection]:
+        """Detect on the frame at media time `t` with the current range, then update the choice."""
+        short, full = self._d.short, self._d.full
+        long_side = max(rgb.shape[:2])
+        if self.current == "full" or self._fixed:
+            detector = full if self.current == "full" else short
+            assert detector is not None
+            found = detector.detect(rgb)
+            if not self._fixed:
+                self._after_full(t, found, long_side)
+            return found
+        assert short is not None and full is not None
+        found = short.detect(rgb)
+        if self._last_probe is None:
+            self._last_probe = self._last_face = t
+        if found:
+            self._last_face = t
+        small = any(d.box.width < TO_FULL * long_side for d in found)
+        probe: list[Detection] | None = None
+        if t - self._last_probe >= PROBE_S:
+            self._last_probe = t
+            probe = full.detect(rgb)
+        more = probe is not None and len(probe) > len(found)
+        if small or more or t - self._last_face >= MISS_S:
+            self._switch("full", t)
+        return probe if probe is not None and more else found
+
+    def _after_full(self, t: float, found: list[Detection], long_side: int) -> None:
+        if found and all(d.box.width >= TO_SHORT * long_side for d in found):
+            if self._settled_since is None:
+                self._settled_since = t
+            elif t - self._settled_since >= SETTLE_S:
+                self._switch("short", t)
+        else:
+            self._settled_since = None
+
+    def _switch(self, to: Range, t: float) -> None:
+        self.current = to
+        self.switches += 1
+        self._settled_since = None
+        self._last_face = self._last_probe = t

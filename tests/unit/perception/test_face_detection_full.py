@@ -1,0 +1,181 @@
+"""Full-range BlazeFace, tiling and the auto range choice, on generated scenes of real faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from rapport.config import FaceSettings, RuntimeSettings
+from rapport.frames import Box, Detection
+from rapport.perception.face_detection import FULL_RANGE, SHORT_RANGE, FaceDetector, ssd_anchors
+from rapport.perception.face_range import (
+    MISS_S,
+    SETTLE_S,
+    FaceDetectors,
+    RangeChoice,
+    TiledDetector,
+    tiles,
+)
+from rapport.perception.face_tracking import FaceTracker
+from rapport.scenes import evaluation_set, match, moving, scene, tally
+
+
+@pytest.fixture(scope="module")
+def detectors(models_dir: Path) -> FaceDetectors:
+    return FaceDetectors(models_dir, RuntimeSettings(), FaceSettings(detector="auto"))
+
+
+@pytest.fixture(scope="module")
+def full(models_dir: Path) -> FaceDetector:
+    return FaceDetector(models_dir, RuntimeSettings(), FaceSettings(), FULL_RANGE)
+
+
+def test_full_range_anchor_layout() -> None:
+    a = ssd_anchors(FULL_RANGE)
+    assert a.shape == (2304, 2) and FULL_RANGE.anchors == 2304 and SHORT_RANGE.anchors == 896
+    np.testing.assert_allclose(a[0], [0.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(a[1], [1.5 / 48, 0.5 / 48])  # (y, x) order, one anchor per cell
+    np.testing.assert_allclose(a[48], [0.5 / 48, 1.5 / 48])
+
+
+def test_tiled_full_range_meets_the_target(detectors: FaceDetectors) -> None:
+    """Recall >= 0.9 on faces >= 24 px, precision >= 0.95 (IoU >= 0.3), on 48 held-out scenes
+    (~260 faces); short range alone finds under half of them."""
+    scenes = evaluation_set(40, seed=7)
+    assert detectors.full is not None and detectors.short is not None
+    tiled = tally(scenes, [[d.box for d in detectors.full.detect(s.rgb)] for s in scenes])
+    short = tally(scenes, [[d.box for d in detectors.short.detect(s.rgb)] for s in scenes])
+    assert sum(tiled.total[1:]) >= 200
+    assert tiled.recall(24) >= 0.9
+    assert tiled.precision >= 0.95
+    assert short.recall(24) < 0.5 and short.recall(96) >= 0.7
+
+
+def test_whole_frame_full_range_beats_short_on_mid_sized_faces(
+    detectors: FaceDetectors, full: FaceDetector
+) -> None:
+    s = scene([56, 60, 64, 50, 70], seed=3, backdrop="gradient")
+    truth = [f.box for f in s.faces]
+    assert detectors.short is not None
+    by_full = match(truth, [d.box for d in full.detect(s.rgb)])
+    by_short = match(truth, [d.box for d in detectors.short.detect(s.rgb)])
+    assert len(by_full.pairs) >= 4 and not by_full.extra
+    assert len(by_short.pairs) <= 1
+
+
+def test_tiles_cover_the_frame_with_overlap() -> None:
+    ts = tiles(640, 360)
+    assert len(ts) == 8 and all(t[2:] == (220, 220) for t in ts)
+    cover = np.zeros((360, 640), int)
+    for x, y, w, h in ts:
+        cover[y : y + h, x : x + w] += 1
+    assert cover.min() >= 1
+    assert [x for x, *_ in ts[:4]] == [0, 140, 280, 420]  # 80 px overlaps
+    assert len(tiles(360, 640)) == 8 and tiles(360, 640)[1][:2] == (140, 0)
+
+
+def test_ids_are_kept_through_a_moving_scene(detectors: FaceDetectors) -> None:
+    frames = moving([36, 60, 90], frames=16, seed=5)
+    tracker = FaceTracker(0.3, 1.0)
+    assert detectors.full is not None
+    track_of: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
+    for i, sc in enumerate(frames):
+        update = tracker.update(i / 4, detectors.full.detect(sc.rgb))
+        for tid, d in update.slots:
+            if d is None:
+                continue
+            m = match([f.box for f in sc.faces], [d.box])
+            for ti, _ in m.pairs:
+                track_of[sc.faces[ti].identity].add(tid)
+    assert [len(v) for v in track_of.values()] == [1, 1, 1]
+    assert len(set.union(*track_of.values())) == 3
+
+
+def test_auto_uses_full_range_for_a_room_camera(detectors: FaceDetectors) -> None:
+    s = scene([30, 40, 50, 100], seed=11)
+    room = detectors.for_stream(None)
+    assert room.current == "full"
+    found = room.detect(0.0, s.rgb)
+    assert len(match([f.box for f in s.faces], [d.box for d in found]).pairs) >= 3
+    assert room.current == "full" and room.switches == 0
+
+
+def test_auto_stays_short_on_a_close_face(detectors: FaceDetectors) -> None:
+    s = scene([180], seed=2, backdrop="office")
+    cam = detectors.for_stream("ann")
+    for k in range(4 * 30):  # 30 s at 4 fps, probes included
+        assert len(cam.detect(k / 4, s.rgb)) == 1
+    assert (cam.current, cam.switches) == ("short", 0)
+
+
+def test_auto_switches_on_small_faces_and_back(detectors: FaceDetectors) -> None:
+    small = scene([40, 44], seed=4, backdrop="gradient")
+    close = scene([180], seed=2, backdrop="office")
+    cam = detectors.for_stream("ann")
+    t = 0.0
+    while cam.current == "short":  # short range finds nothing here
+        assert cam.detect(t, small.rgb) == []
+        t += 0.25
+    assert t == pytest.approx(MISS_S + 0.25)
+    assert len(cam.detect(t, small.rgb)) == 2
+    start = t = t + 0.25
+    while cam.current == "full":
+        cam.detect(t, close.rgb)
+        t += 0.25
+        assert t - start < SETTLE_S + 1
+    assert t - start == pytest.approx(SETTLE_S + 0.25)
+    assert cam.switches == 2
+
+
+class _Scripted:
+    """Stands in for a detector: returns the next scripted list of face widths."""
+
+    def __init__(self, name: str, widths: list[list[float]]) -> None:
+        self.name, self.widths, self.calls = name, widths, 0
+
+    def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
+        w = self.widths[min(self.calls, len(self.widths) - 1)]
+        self.calls += 1
+        return [Detection(Box(0, 0, x, x), 0.9, 1.0) for x in w]
+
+
+def test_auto_probe_switches_when_full_range_finds_more() -> None:
+    d = FaceDetectors.__new__(FaceDetectors)
+    d.mode = "auto"
+    d.short = _Scripted("s", [[200]])  # type: ignore[assignment]
+    d.full = _Scripted("f", [[200, 30, 30]])  # type: ignore[assignment]
+    cam = RangeChoice(d, "ann")
+    frame = np.zeros((360, 640, 3), np.uint8)
+    t = 0.0
+    while t < 9.9:
+        assert len(cam.detect(t, frame)) == 1
+        t += 0.5
+    assert cam.current == "short" and d.full.calls == 0  # type: ignore[attr-defined]
+    assert len(cam.detect(10.0, frame)) == 3  # the probe's result is used
+    assert cam.current == "full"
+
+
+def test_names_say_what_can_run(models_dir: Path, detectors: FaceDetectors) -> None:
+    assert detectors.name == "blazeface-short-range@onnx-cpu|blazeface-full-range@onnx-cpu"
+    runtime = RuntimeSettings()
+    only_full = FaceDetectors(models_dir, runtime, FaceSettings(detector="full"))
+    assert only_full.name == "blazeface-full-range@onnx-cpu" and only_full.short is None
+    assert isinstance(only_full.full, TiledDetector)
+    untiled = FaceSettings(detector="full", full_range_tiles=False)
+    plain = FaceDetectors(models_dir, runtime, untiled)
+    assert isinstance(plain.full, FaceDetector)
+    short = FaceDetectors(models_dir, runtime, FaceSettings(detector="short"))
+    assert short.name == "blazeface-short-range@onnx-cpu" and short.full is None
+    assert short.for_stream(None).current == "short"  # a fixed choice, even for a room camera
+
+
+def test_detector_setting_is_validated() -> None:
+    assert FaceSettings().detector == "auto"
+    with pytest.raises(ValidationError):
+        FaceSettings(detector="far")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        FaceSettings(full_range_tiles="sometimes")  # type: ignore[arg-type]
