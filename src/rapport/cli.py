@@ -17,6 +17,7 @@ from rapport import NOTICE, __version__
 from rapport.config import Settings, load_settings
 from rapport.errors import InputError, RapportError
 from rapport.logs import configure as configure_logging
+from rapport.synchrony_cli import add_arguments as add_synchrony_arguments
 
 if TYPE_CHECKING:
     from rapport.pack import OfflinePack
@@ -96,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("schema", help="print the JSON Schema of every event")
+
+    sy = sub.add_parser("synchrony", help="cross-recurrence (CRQA) of two series: who leads whom")
+    add_synchrony_arguments(sy)
 
     sv = sub.add_parser("serve", help="run the service (consents, sessions, events out)")
     sv.add_argument("--host", help="listen address (default: service.host)")
@@ -385,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, settings)
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "synchrony":
+            from rapport.synchrony_cli import run as synchrony
+
+            return synchrony(args)
         if args.command == "serve":
             from rapport.service.server import serve
 
