@@ -73,6 +73,37 @@ class WindowSettings(_Section):
     )
 
 
+class SynchronySettings(_Section):
+    """Cross-recurrence (CRQA) of each pair of participants' smoothed face series."""
+
+    enabled: bool = Field(True, description="Emit synchrony.window events (two or more people).")
+    signal: Literal["valence", "arousal", "expressiveness"] = Field(
+        "valence", description="Which smoothed per-sample series is compared, z-scored per person."
+    )
+    window_s: float = Field(
+        60.0, ge=10, le=600, description="Sliding span analysed at each window's end (seconds)."
+    )
+    embedding: int = Field(3, ge=1, le=10, description="Delay-embedding dimension m.")
+    delay_s: float = Field(0.5, gt=0, le=10, description="Embedding delay (seconds).")
+    radius: float = Field(
+        0.5, gt=0, description="Recurrence threshold, in z units (Euclidean norm)."
+    )
+    theiler: int = Field(
+        0, ge=0, description="Theiler window w in samples: the band |i - j| < w is excluded."
+    )
+    min_line: int = Field(2, ge=2, description="Shortest diagonal/vertical line counted.")
+    max_lag_s: float = Field(
+        5.0, gt=0, le=30, description="Lags searched, +-, for who leads (diagonal-wise profile)."
+    )
+    min_coverage: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="A person takes part when their face was measured over this share of the "
+        "span (shorter gaps are filled from the last value).",
+    )
+
+
 class RuntimeSettings(_Section):
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads inside one op.")
     inter_op_threads: int = Field(1, ge=1)
@@ -303,6 +334,7 @@ class Settings(BaseSettings):
     smoothing: SmoothingSettings = SmoothingSettings()
     engagement: EngagementSettings = EngagementSettings()
     window: WindowSettings = WindowSettings()
+    synchrony: SynchronySettings = SynchronySettings()
     reporting: ReportingSettings = ReportingSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     engine: EngineSettings = EngineSettings()

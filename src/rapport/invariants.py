@@ -15,6 +15,11 @@ Events
   E6. Room reporting: no per-participant block, no user id as a key (random pseudonyms only), and
       a window's room numbers are null, with `withheld` giving the reason, while fewer than
       `reporting.min_participants` people contribute to it.
+  E7. A `synchrony.window` ends where an engagement window ends and covers at most
+      `synchrony.window_s` before it; it compares at least two people, has one pair per two of
+      them (per-pair values only with participant reporting, each naming two of them), its rates
+      (RR, DET, LAM, share led) lie in [0, 1] and lengths are >= 0; with room reporting below the
+      minimum its numbers are null, with `withheld` giving the reason.
 
 Consent (checked against what the gate admitted)
   C1. Nobody appears in a window unless an item of theirs was admitted (a valid, unexpired,
@@ -77,6 +82,9 @@ def check_events(
     )
     names = set(user_ids)
     _windows(events)
+    window_ends = {
+        round(e.media_time.end, 6) for e in events if e.type == EventType.ENGAGEMENT_WINDOW
+    }
     for e in events:
         data = e.data.model_dump()
         _ranges(e.seq, data)
@@ -89,6 +97,8 @@ def check_events(
             keys = set(data["speaking_shares"]) | set(data["turns"]) | set(data["participants"])
             _require(not names & keys, "E6", "the summary names a user id")
             _require(not data["participants"], "E6", "per-person means under room reporting")
+        elif e.type == EventType.SYNCHRONY_WINDOW:
+            _synchrony_window(e, data, room, min_participants, window_ends)
 
 
 def people_in(event: Event) -> set[str]:
@@ -99,6 +109,9 @@ def people_in(event: Event) -> set[str]:
         value = data.get(key)
         if isinstance(value, Mapping):
             found |= set(value)
+    if event.type == EventType.SYNCHRONY_WINDOW:
+        for pair in data["pairs"]:
+            found |= {pair["a"], pair["b"]}
     return found
 
 
@@ -125,9 +138,7 @@ def _windows(events: Sequence[Event]) -> None:
             end = gap["end"]
         elif e.type == EventType.ENGAGEMENT_WINDOW:
             start, stop = e.media_time.start, e.media_time.end
-            _require(
-                math.isclose(start, end, abs_tol=1e-6), "E3", f"window at {start} after {end}"
-            )
+            _require(math.isclose(start, end, abs_tol=1e-6), "E3", f"window at {start} after {end}")
             _require(stop > start, "E3", f"empty window at {start}")
             end = stop
 
@@ -152,8 +163,10 @@ def _engagement_window(
 
 
 _UNIT = {"engagement", "speaking_share", "silence_share", "evenness", "attention", "participation"}
-_UNIT |= {"expressiveness"}
+_UNIT |= {"expressiveness", "rr", "det", "lam", "led_share"}
 _SIGNED = {"valence", "arousal", "from_valence", "to_valence"}
+_NON_NEGATIVE = {"faces", "turns", "participants", "windows", "duration_s", "pairs"}
+_NON_NEGATIVE |= {"l", "lmax", "entr", "tt", "lag_s", "p25", "median", "p75", "sd"}
 
 
 def _ranges(seq: int, value: object, key: str = "") -> None:
@@ -172,8 +185,48 @@ def _ranges(seq: int, value: object, key: str = "") -> None:
             _require(0.0 <= x <= 1.0, "E4", f"seq {seq}: {key} = {x} outside [0, 1]")
         elif key in _SIGNED:
             _require(-1.0 <= x <= 1.0, "E4", f"seq {seq}: {key} = {x} outside [-1, 1]")
-        elif key in ("faces", "turns", "participants", "windows", "duration_s"):
+        elif key in _NON_NEGATIVE:
             _require(x >= 0, "E4", f"seq {seq}: {key} = {x} is negative")
+
+
+def _synchrony_window(
+    e: Event,
+    data: dict[str, Any],
+    room: bool,
+    min_participants: int | None,
+    window_ends: set[float],
+) -> None:
+    seq, r, pairs = e.seq, data["room"], data["pairs"]
+    _require(round(e.media_time.end, 6) in window_ends, "E7", f"seq {seq}: not at a window end")
+    _require(r["participants"] >= 2, "E7", f"seq {seq}: synchrony of fewer than two")
+    n = r["participants"]
+    _require(r["pairs"] == n * (n - 1) // 2, "E7", f"seq {seq}: {r['pairs']} pairs of {n}")
+    for spread in ("rr", "det"):
+        if r[spread] is not None:
+            mean = r[spread]["mean"]
+            _require(0.0 <= mean <= 1.0, "E7", f"seq {seq}: {spread} mean {mean} outside [0, 1]")
+    withheld = room and min_participants is not None and n < min_participants
+    if withheld:
+        _require(r["withheld"] is not None, "E7", f"seq {seq}: a room of too few shown")
+        _require(
+            all(r[k] is None for k in ("rr", "det", "led_share", "lag_s")),
+            "E7",
+            f"seq {seq}: withheld synchrony numbers are not null",
+        )
+    if room or r["withheld"] is not None:
+        _require(not pairs, "E7", f"seq {seq}: per-pair values under room reporting")
+    else:
+        _require(len(pairs) == r["pairs"], "E7", f"seq {seq}: pairs listed != pairs counted")
+        people = {p["a"] for p in pairs} | {p["b"] for p in pairs}
+        _require(len(people) == n, "E7", f"seq {seq}: pairs of {len(people)} people, not {n}")
+        for p in pairs:
+            _require(p["a"] != p["b"], "E7", f"seq {seq}: a pair of one person")
+            _require(
+                p["leader"] in (None, p["a"], p["b"])
+                and (p["leader"] is None) == (p["lag_s"] is None),
+                "E7",
+                f"seq {seq}: a leader outside its pair, or a lag without one",
+            )
 
 
 def _require(condition: bool, invariant: str, message: str) -> None:

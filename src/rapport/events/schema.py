@@ -26,6 +26,7 @@ class EventType(StrEnum):
     SESSION_SUMMARY = "session.summary"
     CONSENT_REVOKED = "consent.revoked"
     SESSION_RESUMED = "session.resumed"
+    SYNCHRONY_WINDOW = "synchrony.window"
 
 
 class _Model(BaseModel):
@@ -133,6 +134,67 @@ class SessionResumedData(_Model):
     )
 
 
+class Spread(_Model):
+    mean: float
+    sd: float = Field(ge=0, description="Population standard deviation over the pairs.")
+
+
+class LagSpread(_Model):
+    p25: float = Field(ge=0)
+    median: float = Field(ge=0)
+    p75: float = Field(ge=0)
+
+
+class SynchronyPair(_Model):
+    a: str
+    b: str
+    rr: float = Field(ge=0, le=1, description="Recurrence rate.")
+    det: float = Field(ge=0, le=1, description="Determinism: share of recurrences on diagonals.")
+    l: float = Field(ge=0, description="Mean diagonal line length (samples); 0 with none.")  # noqa: E741
+    lmax: int = Field(ge=0, description="Longest diagonal line (samples).")
+    entr: float = Field(ge=0, description="Shannon entropy of diagonal line lengths (nats).")
+    lam: float = Field(ge=0, le=1, description="Laminarity: share on vertical lines.")
+    tt: float = Field(ge=0, description="Trapping time: mean vertical line length (samples).")
+    leader: str | None = Field(description="a or b when one clearly leads; null otherwise.")
+    lag_s: float | None = Field(ge=0, description="How far the leader is ahead, in seconds.")
+
+
+class SynchronyRoom(_Model):
+    participants: int = Field(ge=0, description="People whose series were compared.")
+    pairs: int = Field(ge=0)
+    rr: Spread | None = Field(description="Recurrence rate over the pairs; null when withheld.")
+    det: Spread | None = Field(description="Determinism over the pairs; null when withheld.")
+    led_share: Unit = Field(description="0..1 share of pairs with a clear leader.")
+    lag_s: LagSpread | None = Field(
+        description="How far ahead leaders are (seconds), over the led pairs; null with none."
+    )
+    withheld: Literal["fewer_than_min_participants"] | None = Field(
+        None, description="Set when the numbers are withheld: too few people contributed."
+    )
+
+
+class SynchronyParameters(_Model):
+    signal: Literal["valence", "arousal", "expressiveness"]
+    sample_rate_hz: float
+    embedding: int
+    delay_s: float
+    radius: float
+    theiler: int = Field(description="Samples; the symmetric band |i - j| < w is excluded.")
+    min_line: int
+    max_lag_s: float
+
+
+class SynchronyWindowData(_Model):
+    """Cross-recurrence (CRQA, Marwan et al. 2007) of each pair's smoothed, z-scored face
+    series over the media time of the event (a sliding span ending at a window's end)."""
+
+    room: SynchronyRoom
+    pairs: list[SynchronyPair] = Field(
+        default_factory=list, description="Present only when the reporting level allows it."
+    )
+    parameters: SynchronyParameters
+
+
 class Moment(_Model):
     kind: Literal["engagement_peak", "engagement_dip", "sentiment_shift"]
     media_time: MediaTime
@@ -175,6 +237,7 @@ class Event(_Model):
         | SessionSummaryData
         | ConsentRevokedData
         | SessionResumedData
+        | SynchronyWindowData
     )
     models: dict[str, str] = Field(description="Which model produced each modality's numbers.")
     notice: str = NOTICE
@@ -198,6 +261,7 @@ _DATA_TYPES: dict[EventType, type[_Model]] = {
     EventType.SESSION_SUMMARY: SessionSummaryData,
     EventType.CONSENT_REVOKED: ConsentRevokedData,
     EventType.SESSION_RESUMED: SessionResumedData,
+    EventType.SYNCHRONY_WINDOW: SynchronyWindowData,
 }
 
 
