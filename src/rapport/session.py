@@ -38,6 +38,7 @@ from rapport.analytics.payloads import (
 )
 from rapport.analytics.shifts import SentimentShiftDetector
 from rapport.analytics.summary import SummaryBuilder
+from rapport.analytics.synchrony import SynchronyTracker
 from rapport.analytics.windows import WindowAggregator, WindowResult, slope_per_minute
 from rapport.config import Settings
 from rapport.consent.gate import ConsentGate, Purge
@@ -138,6 +139,11 @@ class Session:
         self._speakers = speakers
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
+        self._synchrony = (
+            SynchronyTracker(settings.synchrony, settings.video.sample_fps)
+            if settings.synchrony.enabled
+            else None
+        )
         self._faces: dict[str, FaceStream] = {}
         self._faces_dropped = 0
         """Classifications the engine dropped, in face streams that have ended."""
@@ -215,6 +221,8 @@ class Session:
         if summary.participant is None:  # a shared camera: its people are in the room
             self._present(frame.participant, frame.t, t)
         self._windows.add_frame(summary)
+        if self._synchrony is not None:
+            self._synchrony.add(summary)
         self._mark(key, t, t)
 
     def push_audio(self, chunk: AudioChunk) -> None:
@@ -312,6 +320,8 @@ class Session:
         self._baselines.clear()
         self._marks.clear()
         self._cues.clear()
+        if self._synchrony is not None:
+            self._synchrony.clear()
 
     # -- consent ----------------------------------------------------------------------------------
 
@@ -340,6 +350,8 @@ class Session:
         self._windows.forget(person)
         self._summary.forget(person, erased=purge.erased, token=purge.token)
         self._names.forget(person)
+        if self._synchrony is not None:
+            self._synchrony.forget(person)
         if purge.erased:
             self._trend.clear()
             self._shifts = SentimentShiftDetector(self._settings.window.sentiment_shift_delta)
@@ -464,6 +476,14 @@ class Session:
             )
         self._summary.add_window(w, engagement, valence)
         WINDOWS_EMITTED.inc()
+        synchrony = (
+            self._synchrony.window(w.end, self._reporting, self._min_participants)
+            if self._synchrony is not None
+            else None
+        )
+        if synchrony is not None:
+            start, data = synchrony
+            self._bus.emit(EventType.SYNCHRONY_WINDOW, start, w.end, data)
         shift = self._shifts.update(valence)
         if shift is not None:
             self._bus.emit(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rapport.config import ReportingSettings, Settings, WindowSettings
+from rapport.config import ReportingSettings, Settings, SynchronySettings, WindowSettings
 from rapport.consent.gate import ConsentGate
 from rapport.events.bus import EventBus
 from rapport.events.schema import Event
@@ -162,11 +162,15 @@ class LiveRoom:
         window_s: float = 5.0,
         reporting: str = "participant",
         min_participants: int = 3,
+        synchrony: SynchronySettings | None = None,
         **session: Any,
     ) -> None:
         self.settings = Settings(
             window=WindowSettings(seconds=window_s),
             reporting=ReportingSettings(min_participants=min_participants),
+            # The shortest span, so short machine runs reach synchrony windows too.
+            synchrony=synchrony
+            or SynchronySettings(window_s=10.0, max_lag_s=2.0, min_coverage=0.25),
         )
         self.clock = MediaClock()
         self.gate = ConsentGate(self.clock)

@@ -172,7 +172,7 @@ class LiveRoom(RuleBasedStateMachine):
 
     @precondition(lambda self: not self.finished)
     @rule(
-        dt=st.sampled_from([0.05, 0.25, 0.4, 1.0, 2.6, 6.0]),
+        dt=st.sampled_from([0.05, 0.25, 0.4, 1.0, 2.6, 6.0, 12.0]),
         chunks=st.lists(st.sampled_from([0.02, 0.1, 0.25]), min_size=1, max_size=4),
         gaps=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=4),
         drops=st.lists(st.booleans(), min_size=1, max_size=5),
@@ -187,7 +187,8 @@ class LiveRoom(RuleBasedStateMachine):
             while p["camera"] and p["next_frame"] < end:
                 t = p["next_frame"]
                 if not drops[n % len(drops)]:
-                    items.append((t, n, frame(who, t)))
+                    # Expressions that change over time, differently per person (synchrony).
+                    items.append((t, n, frame(who, t, expression=(int(t * 1.5) + len(who)) % 7)))
                 p["next_frame"] = t + 1 / FPS + gaps[n % len(gaps)]
                 n += 1
             while p["mic"] and p["mic_t"] < end - 1e-9:
@@ -349,6 +350,21 @@ class LiveRoom(RuleBasedStateMachine):
                 if not _overlaps(heard, start, end, last):
                     block = data["participants"][p]
                     assert block["speaking_share"] == 0.0 and block["turns"] == 0, (p, start)
+
+    @invariant()
+    def synchrony_compares_only_people_who_contributed(self) -> None:
+        """C1 for synchrony.window: each pair is of people with admitted data over its span."""
+        if not hasattr(self, "events"):
+            return
+        for e in self.events:
+            if e.type != EventType.SYNCHRONY_WINDOW:
+                continue
+            start, end = e.media_time.start, e.media_time.end
+            contributed = {p for p, spans in self.admitted.items() if _overlaps(spans, start, end)}
+            data = e.data.model_dump()
+            assert data["room"]["participants"] <= len(contributed), (start, end)
+            named = {p[k] for p in data["pairs"] for k in ("a", "b")}
+            assert named <= contributed, (start, named - contributed)
 
     @invariant()
     def nothing_is_left_of_the_revoked_and_erased(self) -> None:
