@@ -109,6 +109,32 @@ def _detectors(frames: int = 40) -> list[tuple[str, dict[str, float]]]:
     return rows
 
 
+def _synchrony(participants: tuple[int, ...] = (2, 8, 32)) -> Table:
+    """One synchrony.window's CRQA (crqa_pairs) with the live defaults: 60 s at 4 samples/s."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_synchrony import bench_synchrony
+
+    from rapport.analytics.crqa import RqaParams
+    from rapport.config import SynchronySettings
+
+    s, fps = SynchronySettings(), 4.0
+    params = RqaParams(
+        embedding=s.embedding,
+        delay=round(s.delay_s * fps),
+        radius=s.radius,
+        theiler=s.theiler,
+        min_line=s.min_line,
+    )
+    samples, max_lag = round(s.window_s * fps), round(s.max_lag_s * fps)
+    table = Table(title=f"synchrony.window: CRQA of every pair over {samples} samples, per window")
+    for col in ("participants", "pairs", "p50 ms", "p95 ms", "share of a 5 s window"):
+        table.add_column(col, justify="right")
+    for r in bench_synchrony(participants, samples, max_lag, 10, params):
+        ms = (f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}")
+        table.add_row(str(r.participants), str(r.pairs), *ms, f"{r.p50_ms / 5000:.1%}")
+    return table
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=60.0)
@@ -182,6 +208,7 @@ def main() -> int:
             f"{r['faces_per_frame']:.2f}" if "faces_per_frame" in r else "-",
         )
     console.print(table)
+    console.print(_synchrony())
     return 0
 
 
