@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +236,20 @@ def test_schema_command_prints_the_envelope(run_cli: Any) -> None:
     assert r.code == 0
     schema = json.loads(r.stdout)
     assert {"id", "type", "seq", "media_time", "models", "notice"} <= set(schema["properties"])
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly() -> None:
+    # `rapport schema | head -1` printed a BrokenPipeError traceback.
+    p = subprocess.Popen(
+        [sys.executable, "-m", "rapport.cli", "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader is gone before the first write: that write fails, always
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141
+    assert err == ""
 
 
 def test_unwritable_output_fails_before_any_work(
