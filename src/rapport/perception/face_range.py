@@ -12,7 +12,10 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
   TO_FULL of the frame's longer side is seen (short range's limit is ~1/7), when no face has been
   found for MISS_S, or when the full-range probe run every PROBE_S finds more faces than short did;
 - it switches back once every frame for SETTLE_S had a face and all faces were at least TO_SHORT
-  of the longer side (a gap of sizes between the two thresholds, so it does not flap).
+  of the longer side (a gap of sizes between the two thresholds, so it does not flap);
+- full range adds its tiles only where they find faces the whole-frame pass misses: a tiled pass
+  every PROBE_S, and on every frame for SETTLE_S after one found more (one face of a talking head
+  costs ~3 ms a frame, not ~25). `faces.detector: full` tiles every frame.
 """
 
 from __future__ import annotations
@@ -72,10 +75,19 @@ class TiledDetector:
         return self._detector.name
 
     def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
-        found = list(self._detector.detect(rgb))
+        return self.detect_both(rgb)[1]
+
+    def detect_whole(self, rgb: NDArray[np.uint8]) -> list[Detection]:
+        """The whole-frame pass alone."""
+        return self._detector.detect(rgb)
+
+    def detect_both(self, rgb: NDArray[np.uint8]) -> tuple[list[Detection], list[Detection]]:
+        """(the whole-frame pass's faces, those merged with the tiles')."""
+        whole = self._detector.detect(rgb)
+        found = list(whole)
         h, w = rgb.shape[:2]
         if max(h, w) < 2 * self._detector.spec.size:
-            return found
+            return whole, found
         for x, y, tw, th in tiles(w, h):
             for d in self._detector.detect(np.ascontiguousarray(rgb[y : y + th, x : x + tw])):
                 b = d.box
@@ -93,7 +105,7 @@ class TiledDetector:
         for d in found:
             if not any(_same_face(d.box, k.box) for k in kept):
                 kept.append(d)
-        return kept
+        return whole, kept
 
 
 def _same_face(a: Box, b: Box) -> bool:
@@ -149,7 +161,11 @@ class RangeChoice:
         self._last_face = -math.inf  # when short range last found a face
         self._settled_since: float | None = None  # full range: since when all faces are large
         self._last_probe: float | None = None
+        self._tiles_until = -math.inf  # full range: tile every frame until then
+        self._next_tiles = -math.inf  # full range: the next tiled pass
         self.switches = 0
+        self.tiled = 0
+        """Frames on which full range ran its tiles."""
 
     def detect(self, t: float, rgb: NDArray[np.uint8]) -> list[Detection]:
         """Detect on the frame at media time `t` with the current range, then update the choice."""
@@ -158,7 +174,11 @@ class RangeChoice:
         if self.current == "full" or self._fixed:
             detector = full if self.current == "full" else short
             assert detector is not None
-            found = detector.detect(rgb)
+            if isinstance(detector, TiledDetector) and self._d.mode == "auto":
+                found = self._full(t, detector, rgb)
+            else:
+                found = detector.detect(rgb)
+                self.tiled += isinstance(detector, TiledDetector)
             if not self._fixed:
                 self._after_full(t, found, long_side)
             return found
@@ -178,6 +198,16 @@ class RangeChoice:
             self._switch("full", t)
         return probe if probe is not None and more else found
 
+    def _full(self, t: float, full: TiledDetector, rgb: NDArray[np.uint8]) -> list[Detection]:
+        if t < self._tiles_until or t >= self._next_tiles:
+            whole, found = full.detect_both(rgb)
+            self.tiled += 1
+            self._next_tiles = t + PROBE_S
+            if len(found) > len(whole):
+                self._tiles_until = t + SETTLE_S
+            return found
+        return full.detect_whole(rgb)
+
     def _after_full(self, t: float, found: list[Detection], long_side: int) -> None:
         if found and all(d.box.width >= TO_SHORT * long_side for d in found):
             if self._settled_since is None:
@@ -191,4 +221,5 @@ class RangeChoice:
         self.current = to
         self.switches += 1
         self._settled_since = None
+        self._next_tiles = -math.inf  # a switch to full range starts with a tiled pass
         self._last_face = self._last_probe = t

@@ -104,6 +104,32 @@ def test_auto_uses_full_range_for_a_room_camera(detectors: FaceDetectors) -> Non
     assert room.current == "full" and room.switches == 0
 
 
+def test_auto_tiles_a_room_camera_only_where_tiles_find_more(detectors: FaceDetectors) -> None:
+    # One big face on a room camera: full range over the whole frame, the tiles once per probe
+    # (a recording without --participant cost ~25 ms a frame, 8x a whole-frame pass).
+    close = scene([150], seed=2, backdrop="office")
+    room = detectors.for_stream(None)
+    for k in range(4 * 30):
+        assert len(room.detect(k / 4, close.rgb)) == 1
+    assert room.tiled == 3  # at 0, 10 and 20 s
+
+    # Small faces: the tiles find more, so they run on every frame.
+    small = scene([28, 32, 36, 40], seed=4, backdrop="gradient")
+    crowd = detectors.for_stream(None)
+    found = [len(crowd.detect(k / 4, small.rgb)) for k in range(4 * 15)]
+    assert crowd.tiled == 4 * 15
+    assert min(found) >= 3
+
+
+def test_auto_on_a_room_camera_meets_the_target(detectors: FaceDetectors) -> None:
+    scenes = evaluation_set(40, seed=7)
+    room = detectors.for_stream(None)
+    result = tally(
+        scenes, [[d.box for d in room.detect(i / 4, s.rgb)] for i, s in enumerate(scenes)]
+    )
+    assert result.recall(24) >= 0.9 and result.precision >= 0.95
+
+
 def test_auto_stays_short_on_a_close_face(detectors: FaceDetectors) -> None:
     s = scene([180], seed=2, backdrop="office")
     cam = detectors.for_stream("ann")
