@@ -10,7 +10,8 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
 - a shared room camera (no owner) always runs full range;
 - a participant's camera starts on short range and switches to full when a face narrower than
   TO_FULL of the frame's longer side is seen (short range's limit is ~1/7), when no face has been
-  found for MISS_S, or when the full-range probe run every PROBE_S finds more faces than short did;
+  found for MISS_S, or when the full-range probe run on its first frame and every PROBE_S after
+  finds more faces than short did (a gallery of small tiles switches at once);
 - it switches back once every frame for SETTLE_S had a face and all faces were at least TO_SHORT
   of the longer side (a gap of sizes between the two thresholds, so it does not flap);
 - full range adds its tiles only where they find faces the whole-frame pass misses: a tiled pass
@@ -184,8 +185,8 @@ class RangeChoice:
             return found
         assert short is not None and full is not None
         found = short.detect(rgb)
-        if self._last_probe is None:
-            self._last_probe = self._last_face = t
+        if self._last_probe is None:  # a stream's first frame is probed: a gallery at once
+            self._last_face, self._last_probe = t, t - PROBE_S
         if found:
             self._last_face = t
         small = any(d.box.width < TO_FULL * long_side for d in found)

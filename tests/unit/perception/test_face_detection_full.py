@@ -21,7 +21,7 @@ from rapport.perception.face_range import (
     tiles,
 )
 from rapport.perception.face_tracking import FaceTracker
-from rapport.scenes import evaluation_set, match, moving, scene, tally
+from rapport.scenes import evaluation_set, gallery, match, moving, scene, tally
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +139,16 @@ def test_auto_stays_short_on_a_close_face(detectors: FaceDetectors) -> None:
 
 
 def test_auto_switches_on_small_faces_and_back(detectors: FaceDetectors) -> None:
+    empty = scene([], seed=4, backdrop="gradient")
     small = scene([40, 44], seed=4, backdrop="gradient")
     close = scene([180], seed=2, backdrop="office")
     cam = detectors.for_stream("ann")
     t = 0.0
-    while cam.current == "short":  # short range finds nothing here
-        assert cam.detect(t, small.rgb) == []
+    while cam.current == "short":  # nobody there (the first frame's probe agrees): misses
+        assert cam.detect(t, empty.rgb) == []
         t += 0.25
     assert t == pytest.approx(MISS_S + 0.25)
-    assert len(cam.detect(t, small.rgb)) == 2
+    assert len(cam.detect(t, small.rgb)) == 2  # small faces: full range finds them
     start = t = t + 0.25
     while cam.current == "full":
         cam.detect(t, close.rgb)
@@ -169,18 +170,28 @@ class _Scripted:
         return [Detection(Box(0, 0, x, x), 0.9, 1.0) for x in w]
 
 
+def test_auto_switches_a_gallery_on_its_first_frame(detectors: FaceDetectors) -> None:
+    # A 3x3 gallery recording analysed as one person's camera: short range finds one face, the
+    # first probe finds nine (it used to wait for the probe at 10 s).
+    g = gallery(9, seed=3)
+    cam = detectors.for_stream("participant")
+    counts = [len(cam.detect(k / 4, g.rgb)) for k in range(8)]
+    assert cam.current == "full" and counts[0] >= 8 and min(counts) >= 8
+
+
 def test_auto_probe_switches_when_full_range_finds_more() -> None:
     d = FaceDetectors.__new__(FaceDetectors)
     d.mode = "auto"
     d.short = _Scripted("s", [[200]])  # type: ignore[assignment]
-    d.full = _Scripted("f", [[200, 30, 30]])  # type: ignore[assignment]
+    d.full = _Scripted("f", [[200], [200, 30, 30]])  # type: ignore[assignment]
     cam = RangeChoice(d, "ann")
     frame = np.zeros((360, 640, 3), np.uint8)
     t = 0.0
     while t < 9.9:
         assert len(cam.detect(t, frame)) == 1
         t += 0.5
-    assert cam.current == "short" and d.full.calls == 0  # type: ignore[attr-defined]
+    # Probed on the first frame only (same count), then every 10 s.
+    assert cam.current == "short" and d.full.calls == 1  # type: ignore[attr-defined]
     assert len(cam.detect(10.0, frame)) == 3  # the probe's result is used
     assert cam.current == "full"
 
