@@ -277,6 +277,65 @@ def test_report_shows_a_resumed_gap(chromium: Any, tmp_path: Path) -> None:
     tab.close()
 
 
+def test_report_shows_synchrony_as_the_events_say(chromium: Any, tmp_path: Path) -> None:
+    """synchrony.window: a DET chart, the latest span's room numbers, its pairs with participant
+    reporting; a withheld span says so and shows no number."""
+    import numpy as np
+
+    from rapport.analytics.synchrony import SynchronyTracker
+    from rapport.config import SynchronySettings
+    from rapport.frames import FrameSummary
+    from rapport.report import render_html
+
+    rng = np.random.default_rng(3)
+    drive = np.convolve(rng.normal(size=260), np.ones(8) / 8, mode="valid")
+    tracker = SynchronyTracker(SynchronySettings(), 4.0)
+    for k in range(240):  # bob follows ann 1 s later; cy on his own
+        for who, v in (("ann", drive[k + 4]), ("bob", drive[k]), ("cy", rng.normal())):
+            tracker.add(FrameSummary(who, k / 4, 1, 1.0, float(np.tanh(v)), 0.0, 0.5))
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None
+    sync = out[1].model_dump(mode="json")
+    started = {"source": "livekit", "modalities": ["face"], "window_s": 60.0, "sample_fps": 4}
+    events = [
+        _event(0, "session.started", 0, 0, {**started, "reporting": "participant"}),
+        _event(1, "synchrony.window", 0, 60, sync),
+    ]
+    report = tmp_path / "sync.html"
+    report.write_text(render_html(events))
+    tab = Page(chromium)
+    tab.page.route(
+        "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
+    )
+    tab.page.goto(report.as_uri())
+    tab.page.locator("[data-pairs]").wait_for(timeout=5000)
+    room = sync["room"]
+    for field, value in (("sync_det", room["det"]["mean"]), ("sync_rr", room["rr"]["mean"])):
+        shown = tab.page.locator(f'[data-field="{field}"]').get_attribute("data-value")
+        assert _same(shown, value), (field, shown, value)
+    ann_bob = next(p for p in sync["pairs"] if {p["a"], p["b"]} == {"ann", "bob"})
+    assert ann_bob["leader"] == "ann"
+    row = tab.page.locator(f'[data-pair="{ann_bob["a"]}|{ann_bob["b"]}"]').inner_text()
+    assert f"ann by {ann_bob['lag_s']:.2f} s" in row
+    assert tab.page.locator("[data-pairs] tbody tr").count() == 3
+    assert tab.page.locator("svg.chart path.line.sync").count() == 1
+    assert tab.errors == []
+
+    withheld = tracker.window(60.0, "room", 4)
+    assert withheld is not None
+    events = [
+        _event(0, "session.started", 0, 0, {**started, "reporting": "room"}),
+        _event(1, "synchrony.window", 0, 60, withheld[1].model_dump(mode="json")),
+    ]
+    report.write_text(render_html(events))
+    tab.page.goto(report.as_uri())
+    tab.page.locator("[data-synchrony-withheld]").wait_for(timeout=5000)
+    assert tab.page.locator('[data-field="sync_det"]').count() == 0
+    assert tab.page.locator("[data-pairs]").count() == 0
+    assert tab.errors == []
+    tab.close()
+
+
 def test_a_revoked_key_closes_the_view(
     svc: FixedPortService, chromium: Any, short_talk: Recording
 ) -> None:

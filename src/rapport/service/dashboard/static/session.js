@@ -28,7 +28,7 @@ function num(field, v, signed = false, label = "") {
 // range), shifts, gaps (session.resumed), revocations, the summary, the last models/notice.
 export function fold(events) {
   const s = {
-    started: null, windows: [], shifts: [], gaps: [], revoked: [], summary: null,
+    started: null, windows: [], shifts: [], gaps: [], revoked: [], synchrony: [], summary: null,
     models: {}, notice: "", sessionId: "", lastSeq: -1,
   };
   const byStart = new Map();
@@ -51,6 +51,7 @@ export function fold(events) {
     } else if (e.type === "sentiment.shift") s.shifts.push(e);
     else if (e.type === "session.resumed") s.gaps.push(e);
     else if (e.type === "consent.revoked") s.revoked.push(e);
+    else if (e.type === "synchrony.window") s.synchrony.push(e);
     else if (e.type === "session.summary") s.summary = e;
   }
   s.windows.sort((a, b) => a.start - b.start);
@@ -59,7 +60,7 @@ export function fold(events) {
   s.end = Math.max(
     s.windows.length ? s.windows[s.windows.length - 1].end : 0,
     s.summary ? s.summary.data.duration_s : 0,
-    ...s.gaps.map((g) => g.data.gap.end), 1);
+    ...s.gaps.map((g) => g.data.gap.end), ...s.synchrony.map((e) => e.media_time.end), 1);
   return s;
 }
 
@@ -180,6 +181,23 @@ function windowsTable(s) {
     <tbody>${rows.join("")}</tbody></table></div></details>`;
 }
 
+// synchrony.window: the latest span's room numbers, and its pairs where the level allows.
+function synchronyPanel(s) {
+  const e = s.synchrony[s.synchrony.length - 1];
+  const r = e.data.room;
+  const span = `${secs(e.media_time.start)}–${secs(e.media_time.end)}`;
+  if (r.withheld) {
+    return `<p data-synchrony-withheld>${span}: withheld (fewer people than the minimum contributed).</p>`;
+  }
+  const lag = r.lag_s ? `, leaders ahead by ${num("sync_lag_median", r.lag_s.median)} s (median)` : "";
+  let out = `<p>${span}, ${esc(r.participants)} people, ${esc(r.pairs)} pairs: determinism ${num("sync_det", r.det.mean)} ± ${fmt(r.det.sd)}, recurrence ${num("sync_rr", r.rr.mean)}; a clear leader in ${num("sync_led_share", r.led_share)} of pairs${lag}.</p>`;
+  if (e.data.pairs.length) {
+    const rows = e.data.pairs.map((p) => `<tr data-pair="${esc(p.a)}|${esc(p.b)}"><td>${esc(p.a)}</td><td>${esc(p.b)}</td><td>${fmt(p.det)}</td><td>${fmt(p.rr)}</td><td>${p.leader ? `${esc(p.leader)} by ${fmt(p.lag_s)} s` : "none clear"}</td></tr>`);
+    out += `<div class="scroll"><table data-pairs><caption>Pairs (latest span)</caption><thead><tr><th scope="col">A</th><th scope="col">B</th><th scope="col">DET</th><th scope="col">RR</th><th scope="col">Leader</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+  }
+  return out;
+}
+
 function momentsPanel(s) {
   const items = []; // [media time, html], shown in media-time order
   for (const e of s.shifts) {
@@ -243,6 +261,7 @@ export function renderSession(root, events, { state = "" } = {}) {
   ];
   const eng = s.windows.map((w) => [mid(w), room(w) ? room(w).engagement : null]);
   const val = s.windows.map((w) => [mid(w), room(w) ? room(w).valence : null]);
+  const det = s.synchrony.map((e) => [e.media_time.end, e.data.room.det ? e.data.room.det.mean : null]);
   const xmax = Math.ceil(s.end);
   root.innerHTML = `
     <header class="session-head">
@@ -256,6 +275,9 @@ export function renderSession(root, events, { state = "" } = {}) {
       <section aria-labelledby="h-val" class="wide"><h3 id="h-val">Room valence (−1–1) over media time</h3>
         ${lineChart({ title: "Room valence per window, with sentiment shifts (marks) and gaps (shaded)", series: [{ cls: "val", points: val }], lo: -1, hi: 1, xmax, gaps, marks })}
       </section>
+      ${s.synchrony.length ? `<section aria-labelledby="h-sync" class="wide"><h3 id="h-sync">Synchrony: determinism of expression between people (0–1), at each span's end</h3>
+        ${lineChart({ title: "Room mean determinism (DET) of every pair's cross-recurrence over the last span", series: [{ cls: "sync", points: det }], lo: 0, hi: 1, xmax, gaps })}
+        ${synchronyPanel(s)}</section>` : ""}
       <section aria-labelledby="h-latest"><h3 id="h-latest">Latest window</h3>${latestPanel(s)}</section>
       <section aria-labelledby="h-turns"><h3 id="h-turns">Turn balance</h3>${turnsPanel(s)}</section>
       <section aria-labelledby="h-moments"><h3 id="h-moments">Moments</h3>${momentsPanel(s)}</section>
