@@ -3,13 +3,21 @@
 
     .venv/bin/python scripts/bench_livekit.py [--participants 1,4,8,16] [--duration 30]
         [--window 5] [--size 1280x720] [--fps 10] [--no-speech] [--detail] [--keep]
+        [--publisher go|python]
 
 A real livekit-server (rapport.livekit.LocalServer, loopback only) and one `rapport serve` (SQLite
 in a temp folder, the offline pack from models/, LiveKit webhooks pointed at it) run for the whole
-benchmark. For each N, one room: a session for it with a consent per participant, then N simulated
-publishers (rapport.livekit.publisher, in this process) each playing the same generated recording
-(one face, speech, a transcript sent by an agent connection), looped, camera with VP8 simulcast
-(the bot takes the LOW layer). Once the bot has subscribed to every camera and microphone, the
+benchmark. For each N, one room: a session for it with a consent per participant, then N
+publishers each playing the same generated recording (one face, speech), looped, camera with VP8
+simulcast (the bot takes the LOW layer):
+
+- `--publisher go` (the default when build/loadpub exists; `scripts/setup --dev` builds it): the
+  load publisher (rapport.livekit.load_publisher, one Go process for all N) sends the recording
+  pre-encoded once (rapport.livekit.preencoded: three VP8 layers, camera size / 4, / 2, / 1, and
+  Opus; cached under build/loadpub-media), so a publisher costs almost nothing. No transcript;
+- `--publisher python`: rapport.livekit.publisher in this process, decoding and encoding live
+  (VP8 simulcast, ~35 % of a core each at 1280x720), plus a transcript sent by an agent connection.
+ Once the bot has subscribed to every camera and microphone, the
 measured interval runs for --duration seconds; then every publisher leaves and the session must end
 (status "ended") with a summary. Per room:
 
@@ -17,19 +25,20 @@ measured interval runs for --duration seconds; then every publisher leaves and t
   lies in the measured interval; "beyond boundary" is their arrival on a WebSocket client (one per
   session, connected before the room starts) minus that boundary;
 - bot CPU: utime+stime of the `rapport serve` process over the interval (/proc/PID/stat), per
-  participant and in all (100 % = one core); the publishers (this process: decoding, VP8 simulcast
-  encoding) and livekit-server are given as context;
+  participant and in all (100 % = one core); the publishers (the Go process, or this one) and
+  livekit-server are given as context;
 - bot RSS at the end of the interval, and its growth over the pre-room baseline per participant;
 - frames: frames the bot took for the session (after sampling at video.sample_fps; per participant
   per second of the interval in brackets; audio chunks per participant per second are given below
   the table: 10 when the bot's audio keeps real time); behind: frames dropped because the session
   worker was behind (livekit.max_backlog); engine: faces dropped by the face engine; late: items
   after their window closed (the last two from the summary's `dropped`);
-- pub fps: frames per second each publisher actually pushed (the recording's rate when it keeps up);
+- pub fps: frames per second each publisher actually pushed (the recording's rate when it keeps up;
+  for go, LOW-layer frames over the publisher's whole run);
 - below the table: CPU % per thread name in the bot and in this process ("main" is the thread that
   runs the event loop), and with --detail every window's emit and arrival time beyond its boundary.
 
-The publishers cost far more than the bot (VP8 simulcast of 1280x720 at 10 fps: ~35 % of a core
+Python publishers cost far more than the bot (VP8 simulcast of 1280x720 at 10 fps: ~35 % of a core
 each): on a small machine they starve the bot from about 8 participants. `--size 320x180` hands the
 bot the same frames as 1280x720's LOW layer (320x180) at a fraction of that cost, and `--pin K`
 gives the bot K CPUs of its own (sched_setaffinity on every thread; the publishers and
@@ -66,6 +75,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_service, also 
 from bench_service import Server, WsLog, _pct, _ts, ws_collect
 
 from rapport.livekit import LocalServer
+from rapport.livekit.load_publisher import LoadPublisher, LoadPublisherError, find_load_publisher
+from rapport.livekit.preencoded import PreEncoded, preencoded_media
 from rapport.livekit.publisher import SimulatedParticipant
 from rapport.samples import DEFAULT_SCRIPT, Recording, make_recording
 
@@ -175,71 +186,143 @@ async def play(
     sid: str,
     room: str,
     people: list[str],
-    rec: Path,
+    rec: Path | PreEncoded,
     duration: float,
     pins: dict[int, set[int]],
+    log_dir: Path,
 ) -> dict[str, Any]:
-    """Publish into the room until the interval is over; the snapshots taken on the way."""
-    pids = {"bot": srv.proc.pid, "sfu": lk.pid, "bench": os.getpid()}  # type: ignore[union-attr]
+    """Publish into the room until the interval is over; the snapshots taken on the way.
+
+    `rec`: a recording for Python publishers in this process, or pre-encoded media for the Go
+    load publisher (one process for all of `people`)."""
+    assert srv.proc is not None and lk.pid is not None
+    pids = {"bot": srv.proc.pid, "sfu": lk.pid, "pub": os.getpid()}
     out: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         if pins:
             pinning = asyncio.create_task(keep_pinned(pins))
             stack.callback(pinning.cancel)
-
-        async def join(who: str) -> SimulatedParticipant:
-            p = SimulatedParticipant(
-                lk.url,
-                lk.token(who, room=room),
-                rec,
-                loop=True,
-                transcriber_token=lk.token(f"agent-{who}", room=room, agent=True),
-            )
-            await p.start()
-            stack.push_async_callback(p.stop)
-            return p
-
-        t_join = time.monotonic()
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(join(who)) for who in people]
-        pubs = [t.result() for t in tasks]
-        t_joined = time.monotonic()
-        want = {f"{who}/{kind}" for who in people for kind in ("video", "audio")}
-        deadline = time.monotonic() + RAMP_TIMEOUT_S
-        while True:
-            s = await asyncio.to_thread(srv.get, sid)
-            got = set(s["counts"].get("livekit", {}).get("subscribed", []))
-            if (s["status"] == "running" and want <= got) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
-        out["join_s"] = t_joined - t_join
-        out["subscribe_s"] = time.monotonic() - t_joined
-        out["subscribed_at_start"] = len(want & got)
-        out["frames_start"] = s["counts"].get("livekit", {}).get("video_frames", 0)
-        out["audio_start"] = s["counts"].get("livekit", {}).get("audio_chunks", 0)
-        start = Probe(pids).take()
-        out["t0"] = time.time()
-        await asyncio.sleep(duration)
-        end = Probe(pids).take()
-        out["t1"] = time.time()
-        out["rss_end"] = rss_mib(pids["bot"])
-        out["counts_end"] = (await asyncio.to_thread(srv.get, sid))["counts"]
-        out["start"], out["end"] = start, end
-        out["pub_fps"] = [
-            sum(out["t0"] <= c < out["t1"] for c in p.captured) / duration for p in pubs
-        ]
-        out["pub_errors"] = [repr(p.error) for p in pubs if p.error is not None]
+        if isinstance(rec, PreEncoded):
+            await go_publishers(stack, lk, room, people, rec, pins, pids, out, log_dir)
+            await _ramp_and_measure(srv, sid, people, duration, pids, out)
+        else:
+            await python_publishers(stack, lk, room, people, rec, duration, srv, sid, pids, out)
     out["left"] = time.time()  # every publisher has left
+    if "go" in out:
+        stats = out["go"].stats
+        if stats is None:
+            out["pub_errors"].append("the load publisher printed no stats (died?)")
+            out["pub_fps"] = [float("nan")]
+        else:
+            sec = max(stats["seconds"], 1e-9)
+            out["pub_fps"] = [stats["video_frames"].get(who, 0) / sec for who in people]
     return out
+
+
+async def go_publishers(
+    stack: contextlib.AsyncExitStack,
+    lk: LocalServer,
+    room: str,
+    people: list[str],
+    media: PreEncoded,
+    pins: dict[int, set[int]],
+    pids: dict[str, int],
+    out: dict[str, Any],
+    log_dir: Path,
+) -> None:
+    """Starts the Go load publisher with identities p00, p01, ... (the consents' user ids)."""
+    pub = LoadPublisher(lk, room, len(people), media, prefix="p", log_path=log_dir / "loadpub.log")
+    assert pub.identities == people
+    t_join = time.monotonic()
+    await asyncio.to_thread(pub.start, RAMP_TIMEOUT_S)
+    stack.callback(pub.stop)
+    out["join_s"] = time.monotonic() - t_join
+    out["go"] = pub
+    out["pub_errors"] = []
+    assert pub.pid is not None
+    pids["pub"] = pub.pid
+    if pins:  # the publishers' CPUs, as for this process
+        pins[pub.pid] = pins[os.getpid()]
+        stack.callback(pins.pop, pub.pid, None)
+        pin(pins)
+
+
+async def _ramp_and_measure(
+    srv: Server,
+    sid: str,
+    people: list[str],
+    duration: float,
+    pids: dict[str, int],
+    out: dict[str, Any],
+) -> None:
+    """Waits until the bot has subscribed to every track, then takes the interval's snapshots."""
+    t_joined = time.monotonic()
+    want = {f"{who}/{kind}" for who in people for kind in ("video", "audio")}
+    deadline = time.monotonic() + RAMP_TIMEOUT_S
+    while True:
+        s = await asyncio.to_thread(srv.get, sid)
+        got = set(s["counts"].get("livekit", {}).get("subscribed", []))
+        if (s["status"] == "running" and want <= got) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    out["subscribe_s"] = time.monotonic() - t_joined
+    out["subscribed_at_start"] = len(want & got)
+    out["frames_start"] = s["counts"].get("livekit", {}).get("video_frames", 0)
+    out["audio_start"] = s["counts"].get("livekit", {}).get("audio_chunks", 0)
+    start = Probe(pids).take()
+    out["t0"] = time.time()
+    await asyncio.sleep(duration)
+    end = Probe(pids).take()
+    out["t1"] = time.time()
+    out["rss_end"] = rss_mib(pids["bot"])
+    out["counts_end"] = (await asyncio.to_thread(srv.get, sid))["counts"]
+    out["start"], out["end"] = start, end
+
+
+async def python_publishers(
+    stack: contextlib.AsyncExitStack,
+    lk: LocalServer,
+    room: str,
+    people: list[str],
+    rec: Path,
+    duration: float,
+    srv: Server,
+    sid: str,
+    pids: dict[str, int],
+    out: dict[str, Any],
+) -> None:
+    """SimulatedParticipants in this process, each with an agent connection for its transcript."""
+
+    async def join(who: str) -> SimulatedParticipant:
+        p = SimulatedParticipant(
+            lk.url,
+            lk.token(who, room=room),
+            rec,
+            loop=True,
+            transcriber_token=lk.token(f"agent-{who}", room=room, agent=True),
+        )
+        await p.start()
+        stack.push_async_callback(p.stop)
+        return p
+
+    t_join = time.monotonic()
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(join(who)) for who in people]
+    pubs = [t.result() for t in tasks]
+    out["join_s"] = time.monotonic() - t_join
+    await _ramp_and_measure(srv, sid, people, duration, pids, out)
+    out["pub_fps"] = [sum(out["t0"] <= c < out["t1"] for c in p.captured) / duration for p in pubs]
+    out["pub_errors"] = [repr(p.error) for p in pubs if p.error is not None]
 
 
 def run_room(
     srv: Server,
     lk: LocalServer,
-    rec: Recording,
+    rec: Recording | PreEncoded,
     n: int,
     duration: float,
     pins: dict[int, set[int]],
+    log_dir: Path,
 ) -> dict[str, Any]:
     room = f"bench-{n}-{secrets.token_hex(3)}"
     sid = open_room(srv, room)
@@ -249,7 +332,8 @@ def run_room(
     log: WsLog = ws_collect(srv, sid)
     assert srv.proc is not None
     rss_base = rss_mib(srv.proc.pid)
-    got = asyncio.run(play(srv, lk, sid, room, people, rec.path, duration, pins))
+    source = rec if isinstance(rec, PreEncoded) else rec.path
+    got = asyncio.run(play(srv, lk, sid, room, people, source, duration, pins, log_dir))
     done = srv.wait_done(sid, 60 + 2 * n)
     ended_s = time.time() - got["left"]
     assert log.thread is not None
@@ -307,6 +391,7 @@ def run_room(
         "pub_fps": got["pub_fps"],
         "join_s": got["join_s"],
         "subscribe_s": got["subscribe_s"],
+        "subscribed": got["subscribed_at_start"],
         "ended_s": ended_s,
         "problems": problems,
     }
@@ -353,9 +438,23 @@ def main() -> int:
         metavar="K",
         help="give the bot K CPUs of its own (the publishers and livekit-server the rest)",
     )
+    ap.add_argument(
+        "--publisher",
+        choices=("go", "python"),
+        default=None,
+        help="go: pre-encoded media from build/loadpub (the default when it exists); python: "
+        "encoding live in this process",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     ap.add_argument("--detail", action="store_true", help="print every window's latency")
     args = ap.parse_args()
+    if args.publisher is None:
+        try:
+            find_load_publisher()
+            args.publisher = "go"
+        except LoadPublisherError as e:
+            console.print(f"[yellow]{e}: publishing from Python[/yellow]")
+            args.publisher = "python"
     rounds = [int(x) for x in args.participants.split(",") if x.strip()]
     script = [(t, line) for t, line in DEFAULT_SCRIPT if t + 4.0 < args.length]
 
@@ -366,15 +465,25 @@ def main() -> int:
     d = Path(tempfile.mkdtemp(prefix="rapport-bench-lk-"))
     try:
         w, h = args.size
-        console.print(f"generating a {args.length:g} s {w}x{h} {args.fps} fps recording...")
-        rec = make_recording(
-            d / "media" / "call.mp4",
-            duration_s=args.length,
-            size=args.size,
-            fps=args.fps,
-            speech=[] if args.no_speech else script,
-            transcript=None if args.no_speech else d / "media" / "call.vtt",
-        )
+        rec: Recording | PreEncoded
+        if args.publisher == "go":
+            console.print(f"pre-encoded {args.length:g} s {w}x{h} {args.fps} fps media...")
+            rec = preencoded_media(
+                size=args.size,
+                fps=args.fps,
+                duration_s=args.length,
+                speech=[] if args.no_speech else script,
+            )
+        else:
+            console.print(f"generating a {args.length:g} s {w}x{h} {args.fps} fps recording...")
+            rec = make_recording(
+                d / "media" / "call.mp4",
+                duration_s=args.length,
+                size=args.size,
+                fps=args.fps,
+                speech=[] if args.no_speech else script,
+                transcript=None if args.no_speech else d / "media" / "call.vtt",
+            )
         lk = LocalServer(log_path=d / "livekit.log", departure_timeout_s=1)
         srv = bot_server(d, args.window, lk)
         try:
@@ -384,7 +493,7 @@ def main() -> int:
             pins = pinning(args.pin, srv, lk)
             for n in rounds:
                 console.print(f"{n} participant(s), {args.duration:g} s...")
-                results.append(run_room(srv, lk, rec, n, args.duration, pins))
+                results.append(run_room(srv, lk, rec, n, args.duration, pins, d))
         finally:
             lk.stop()
             stop = srv.stop()
@@ -418,10 +527,10 @@ def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
     w, h = args.size
     table = Table(
         title=f"rapport serve + LiveKit bot: {args.duration:g} s per room, {args.window:g} s "
-        f"windows, publishers {w}x{h} at {args.fps} fps (simulcast), {os.cpu_count()} CPUs"
-        + (f", the bot pinned to {args.pin} of them" if args.pin else ""),
+        f"windows, {args.publisher} publishers {w}x{h} at {args.fps} fps (simulcast), "
+        f"{os.cpu_count()} CPUs" + (f", the bot pinned to {args.pin} of them" if args.pin else ""),
         caption="beyond boundary: WS arrival - (media_origin + media_time.end); "
-        "CPU: 100 % = one core; bench = the publishers",
+        "CPU: 100 % = one core; pub = the publishers' process (go) or this one (python)",
     )
     cols = (
         "N",
@@ -432,7 +541,7 @@ def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
         "frames (/s/N)",
         "behind/engine/late",
         "pub fps",
-        "bench CPU %",
+        "pub CPU %/N (all)",
         "SFU CPU %",
         "ended",
     )
@@ -455,7 +564,7 @@ def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
             f"{r['frames']} ({r['frames_rate']:.1f})",
             f"{r['behind']}/{d.get('faces_dropped_by_engine', 0)}/{d.get('late_items', 0)}",
             f"{sum(r['pub_fps']) / len(r['pub_fps']):.1f}",
-            f"{r['cpu']['bench']:.0f}",
+            f"{r['cpu']['pub'] / r['n']:.1f} ({r['cpu']['pub']:.0f})",
             f"{r['cpu']['sfu']:.0f}",
             "yes" if not r["problems"] else f"NO ({len(r['problems'])})",
         )
@@ -466,7 +575,7 @@ def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
     )
     for r in results:
         tops = []
-        for proc in ("bot", "bench"):
+        for proc in ("bot", "pub"):
             spent = r["threads"][proc]
             top = ", ".join(
                 f"{name} {100 * s / r['wall']:.0f}" for name, s in spent.most_common(4) if s > 0
@@ -476,7 +585,7 @@ def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
             f"  N={r['n']}: joined in {r['join_s']:.1f} s, all subscribed "
             f"{r['subscribe_s']:.1f} s later, ended {r['ended_s']:.1f} s after leaving, "
             f"LOW layer {r['sizes']}, pub fps min {min(r['pub_fps']):.1f}, audio chunks "
-            f"{r['audio_rate']:.2f}/s/N; "
+            f"{r['audio_rate']:.2f}/s/N, subscribed at start {r['subscribed']}/{2 * r['n']}; "
             f"CPU % by thread name: {' | '.join(tops)}"
         )
         if args.detail:
