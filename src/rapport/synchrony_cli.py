@@ -18,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rapport.analytics.crqa import LEAD_Z, Lead, RqaMeasures, RqaParams, crqa, lead, zscore
+from rapport.analytics.crqa import (
+    LEAD_Z,
+    Lead,
+    RqaMeasures,
+    RqaParams,
+    crqa,
+    flat,
+    lead,
+    zscore,
+)
 from rapport.errors import InputError
 
 DEFAULT_RATE = 4.0  # Hz: the pipeline's expression series
@@ -84,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{x.size} samples allow at most {(vectors - 1) / rate:g} s"
             )
         if not args.no_zscore:
+            for path, series in ((args.a, x), (args.b, y)):
+                if flat(series):
+                    raise ValueError(f"{path} does not vary: synchrony with it is undefined")
             x, y = zscore(x), zscore(y)
         measures = crqa(x, y, params)
         who = lead(x, y, params, max_lag)

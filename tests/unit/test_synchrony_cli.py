@@ -62,10 +62,9 @@ def test_table_and_leader(csvs: tuple[Path, Path]) -> None:
 
 
 def test_json_swapped_and_defaults(csvs: tuple[Path, Path]) -> None:
-    # the default column is the last numeric one: a constant here, so no leader
+    # the default column is the last numeric one: a constant here, which is refused
     r = _rapport(*csvs, "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["lead"]["clear"] is False
+    assert r.returncode == 2 and "does not vary" in r.stderr, r.stderr
     r = _rapport(csvs[1], csvs[0], "--column", "valence", "--json", "--embedding", "2")
     doc = json.loads(r.stdout)
     assert doc["lead"]["leader"] == "b" and doc["lead"]["lag_samples"] == -5
@@ -95,6 +94,9 @@ def test_different_lengths_are_cut_and_said(tmp_path: Path) -> None:
         ("1\n2\n3\n4\n5\n", ["--radius", "0"], "radius must be a finite number > 0"),
         ("1\n2\n3\n4\n5\n6\n", ["--max-lag-s", "5"], "--max-lag-s 5 is 20 samples"),
         ("t,v\n0,1\n0,2\n", [], "'t' does not increase"),
+        # Flat up to rounding (a frozen camera's smoothed output): no spikes of 15 SD, refused.
+        ("".join(f"{0.3 + (k % 2) * 5e-17!r}\n" for k in range(40)), [], "does not vary"),
+        ("0.5\n" * 40, [], "does not vary"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -26,6 +26,7 @@ from rapport.analytics.crqa import (
     crqa,
     crqa_pairs,
     embed,
+    flat,
     lag_profile,
     lead,
     leader,
@@ -287,6 +288,16 @@ def test_zscore(x: list[float]) -> None:
         assert (z == 0).all()  # a constant series carries no expression: all zeros
     elif np.std(x) > 1e-6:
         assert z.mean() == pytest.approx(0, abs=1e-9) and z.std() == pytest.approx(1)
+
+
+def test_a_series_flat_up_to_rounding_is_constant() -> None:
+    # The smoother fed one probability vector gives values a rounding error apart: z-scoring
+    # them made spikes of up to 15 SD (and RR 0 against a flat partner).
+    jitter = 0.3 + np.array([0.0, 5.551115123125783e-17] * 20)
+    assert jitter.std() > 0 and flat(jitter)
+    assert (zscore(jitter) == 0).all()
+    assert not flat([0.3, 0.31, 0.3, 0.29])
+    assert flat([[1.0, 1.0], [1.0, 2.0]]).tolist() == [True, False]
 
 
 def test_zscore_rows_independently() -> None:
