@@ -24,6 +24,13 @@ class _Section(BaseModel):
 class VideoSettings(_Section):
     sample_fps: float = Field(4.0, gt=0, le=30, description="Frames analysed per media second.")
     max_side: int = Field(640, ge=64, description="Frames are downscaled so no side exceeds this.")
+    min_sample_fps: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Live rooms: the floor a camera's rate is lowered to while the bot is behind "
+        "(never above sample_fps; equal to it: no adaptive sampling).",
+    )
 
 
 class FaceSettings(_Section):
@@ -291,6 +298,20 @@ class LiveKitSettings(_Section):
         10.0,
         gt=0,
         description="Audio waiting for the session past this many seconds: the oldest goes.",
+    )
+    lag_budget_s: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="The bot is behind when the oldest frame not yet analysed is older than this "
+        "(media seconds) or half of max_backlog waits: cameras are sampled less, listeners first.",
+    )
+    restore_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Caught up this long (half the budget, a quarter of the backlog), a lowered "
+        "rate doubles back, speakers first.",
     )
 
 

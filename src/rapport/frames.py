@@ -21,6 +21,9 @@ class VideoFrame:
     t: float
     rgb: NDArray[np.uint8]
     """H x W x 3, RGB order, C-contiguous."""
+    sample_fps: float | None = None
+    """The rate its stream was sampled at when it was taken, where a live tap lowered it below
+    `video.sample_fps` (rapport/sampling.py); None: as configured."""
 
 
 @dataclass(slots=True, frozen=True)

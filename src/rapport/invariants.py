@@ -20,6 +20,9 @@ Events
       them (per-pair values only with participant reporting, each naming two of them), its rates
       (RR, DET, LAM, share led) lie in [0, 1] and lengths are >= 0; with room reporting below the
       minimum its numbers are null, with `withheld` giving the reason.
+  E8. A window's `degraded` note (live rooms: cameras sampled below the configured rate while
+      the bot was behind) names at least one camera, and a lowest rate above 0 and below the
+      session's `sample_fps`.
 
 Consent (checked against what the gate admitted)
   C1. Nobody appears in a window unless an item of theirs was admitted (a valid, unexpired,
@@ -58,7 +61,7 @@ def check_events(
     min_participants: int | None = None,
     user_ids: Iterable[str] = (),
 ) -> None:
-    """E1-E6 over a session's events, in order of `seq`. `ended`: the summary must be there;
+    """E1-E8 over a session's events, in order of `seq`. `ended`: the summary must be there;
     `min_participants`: the session's setting (checks E6 when its events are room-reported);
     `user_ids`: ids that must never appear as keys of room-reported events."""
     _require(all(isinstance(e, Event) for e in events), "E1", "not an Event")
@@ -81,6 +84,10 @@ def check_events(
         for e in events
     )
     names = set(user_ids)
+    fps = next(
+        (e.data.model_dump()["sample_fps"] for e in events if e.type == EventType.SESSION_STARTED),
+        None,
+    )
     _windows(events)
     window_ends = {
         round(e.media_time.end, 6) for e in events if e.type == EventType.ENGAGEMENT_WINDOW
@@ -90,6 +97,7 @@ def check_events(
         _ranges(e.seq, data)
         if e.type == EventType.ENGAGEMENT_WINDOW:
             _engagement_window(e.seq, data, room, min_participants)
+            _degraded(e.seq, data["room"].get("degraded"), fps)
         elif e.type == EventType.TURNS_WINDOW:
             if room:
                 _require(not names & set(data["speaking_shares"]), "E6", f"seq {e.seq}: a user id")
@@ -160,6 +168,16 @@ def _engagement_window(
         _require(r["participants"] == len(people), "E5", f"seq {seq}: count != blocks")
     if r["withheld"] is None and r["participants"] == 0:
         _require(r["engagement"] is None or r["faces"], "E5", f"seq {seq}: engagement of no one")
+
+
+def _degraded(seq: int, note: dict[str, Any] | None, sample_fps: float | None) -> None:
+    if note is None:
+        return
+    _require(note["cameras"] >= 1, "E8", f"seq {seq}: a degraded note of no camera")
+    low = note["sample_fps_min"]
+    _require(low > 0, "E8", f"seq {seq}: sampled at {low} fps")
+    if sample_fps is not None:
+        _require(low < sample_fps, "E8", f"seq {seq}: {low} fps is not below {sample_fps}")
 
 
 _UNIT = {"engagement", "speaking_share", "silence_share", "evenness", "attention", "participation"}

@@ -11,6 +11,11 @@ worker thread, in arrival order. The tap never waits for a model, and what waits
 
 Drops are counted (`dropped_video`, `dropped_audio`) and handed to the session's summary; the
 drops and the items waiting also go to the process's metrics (rapport/metrics.py).
+
+With a `sampler` (rapport/sampling.py), the queue tells it after every put and take how far the
+session lags the media (frames waiting; media age of the oldest frame not yet through the session,
+the one in hand included) and, after every session call, who is speaking (`Session.speaking`); a
+frame is dropped only after the sampler has taken every rate to its floor.
 `finish(t)` ends after everything queued before it; nothing is accepted after it. `suspend(t)` ends
 the same way but hands the session over (its open windows go out, no summary).
 """
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from rapport.events.schema import Event
 from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
 from rapport.metrics import ITEMS_DROPPED, LIVE_QUEUE
+from rapport.sampling import AdaptiveSampler
 from rapport.session import Session
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,23 @@ class _Backlog:
     @property
     def empty(self) -> bool:
         return self._root.next is self._root
+
+    @property
+    def video_waiting(self) -> int:
+        return len(self._video)
+
+    @property
+    def full(self) -> bool:
+        """A video frame put now drops the oldest waiting one."""
+        return len(self._video) >= self._max_video
+
+    @property
+    def oldest_video_t(self) -> float | None:
+        if not self._video:
+            return None
+        item = self._video[0].item
+        assert isinstance(item, VideoFrame)
+        return item.t
 
     def put(self, item: LiveItem | _Finish) -> None:
         newest = self._root.prev
@@ -167,14 +190,19 @@ class LiveSession:
         max_backlog: int,
         max_audio_backlog_s: float,
         name: str,
+        sampler: AdaptiveSampler | None = None,
     ) -> None:
-        """`open_session` runs on the worker thread (a session loads models) and must start it."""
+        """`open_session` runs on the worker thread (a session loads models) and must start it;
+        `sampler`: told how far the session lags (see above), under this queue's lock."""
         self._open = open_session
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._backlog = _Backlog(max_backlog, round(max_audio_backlog_s * SAMPLE_RATE))
         self._finishing = False
         self._busy = True  # the worker is opening the session, or inside it with an item
+        self.sampler = sampler
+        self._now = 0.0  # the newest media time put
+        self._in_hand: float | None = None  # media time of the frame inside the session now
         self.summary: Event | None = None
         self.error: BaseException | None = None
         self.session: Session | None = None
@@ -198,7 +226,12 @@ class LiveSession:
         with self._lock:
             if self._finishing:
                 return
+            t = _media_time(item)
+            self._now = max(self._now, t if t is not None else self._now)
+            if self.sampler is not None and isinstance(item, VideoFrame) and self._backlog.full:
+                self.sampler.to_floor(self._now)  # before any frame is dropped
             self._backlog.put(item)
+            self._adapt()
             self._ready.notify_all()
 
     def finish(self, t: float, *, suspend: bool = False) -> None:
@@ -227,20 +260,35 @@ class LiveSession:
                 lambda: (self._backlog.empty and not self._busy) or self.done.is_set(), timeout
             )
 
-    def _take(self) -> LiveItem | _Finish:
+    def _adapt(self) -> None:
+        if self.sampler is None:
+            return
+        waiting = (self._backlog.oldest_video_t, self._in_hand)
+        oldest = min((t for t in waiting if t is not None), default=self._now)
+        self.sampler.observe(self._now, self._backlog.video_waiting, self._now - oldest)
+
+    def _take(self, session: Session) -> LiveItem | _Finish:
+        speaking = session.speaking if self.sampler is not None else frozenset()
         with self._ready:
             self._busy = False
+            self._in_hand = None
+            if self.sampler is not None:
+                self.sampler.set_speaking(speaking)
+                self._adapt()
             self._ready.notify_all()  # someone may wait for the session to be idle
             while (item := self._backlog.take()) is None:
                 self._ready.wait()
             self._busy = True
+            if isinstance(item, VideoFrame):
+                self._in_hand = item.t
+                self._adapt()
             return item
 
     def _work(self) -> None:
         try:
             self.session = session = self._open()
             while True:
-                item = self._take()
+                item = self._take(session)
                 if isinstance(item, VideoFrame):
                     session.push_video(item)
                 elif isinstance(item, AudioChunk):
@@ -269,3 +317,11 @@ class LiveSession:
                 self._backlog.clear()
                 self.done.set()
                 self._ready.notify_all()
+
+
+def _media_time(item: LiveItem) -> float | None:
+    if isinstance(item, VideoFrame | Tick):
+        return item.t
+    if isinstance(item, AudioChunk):
+        return item.end
+    return None  # text and stream ends say nothing of the media clock

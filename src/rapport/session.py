@@ -44,6 +44,7 @@ from rapport.config import Settings
 from rapport.consent.gate import ConsentGate, Purge
 from rapport.events.bus import EventBus
 from rapport.events.schema import (
+    DegradedSampling,
     Event,
     EventType,
     MediaTime,
@@ -140,7 +141,12 @@ class Session:
         self._shifts = SentimentShiftDetector(settings.window.sentiment_shift_delta)
         self._trend: deque[tuple[float, float]] = deque(maxlen=settings.window.trend_windows)
         self._synchrony = (
-            SynchronyTracker(settings.synchrony, settings.video.sample_fps)
+            SynchronyTracker(
+                settings.synchrony,
+                settings.video.sample_fps,
+                # A live camera may be sampled down to the floor: coverage spans its interval.
+                settings.video.min_sample_fps if live else None,
+            )
             if settings.synchrony.enabled
             else None
         )
@@ -156,6 +162,9 @@ class Session:
         # (progress, watermark) per (kind, stream): how far it has arrived, and up to where it is
         # final.
         self._marks: dict[tuple[str, str], tuple[float, float]] = {}
+        # Window index -> stream -> lowest rate its frames in that window were sampled at, for
+        # the streams a live tap sampled below video.sample_fps (the window's `degraded` note).
+        self._degraded: dict[int, dict[str, float]] = {}
         self._progress = 0.0  # read from other threads: a float, never a dict being resized
         self.counts: dict[str, int] = {"frames": 0, "faces": 0, "speech_segments": 0, "texts": 0}
 
@@ -193,6 +202,16 @@ class Session:
         )
 
     @property
+    def speaking(self) -> frozenset[str]:
+        """Participants whose microphone's VAD has speech open now (their own microphones only).
+        Read by the live loop for adaptive sampling, on the session's thread, between calls."""
+        return frozenset(
+            m.owner
+            for m in self._mics.values()
+            if m.owner is not None and m.vad.pending_since is not None
+        )
+
+    @property
     def media_time(self) -> float:
         """How far the media has arrived, in seconds (safe to read from any thread)."""
         return self._progress
@@ -216,6 +235,11 @@ class Session:
                 self._owner_of(frame.participant),
             )
         summary = stream.process(frame)
+        if frame.sample_fps is not None and frame.sample_fps < self._settings.video.sample_fps:
+            lowered = self._degraded.setdefault(int(frame.t // self._settings.window.seconds), {})
+            lowered[frame.participant] = min(
+                frame.sample_fps, lowered.get(frame.participant, frame.sample_fps)
+            )
         self.counts["frames"] += 1
         self.counts["faces"] += summary.faces
         if summary.participant is None:  # a shared camera: its people are in the room
@@ -319,6 +343,7 @@ class Session:
         self._faces.clear()
         self._baselines.clear()
         self._marks.clear()
+        self._degraded.clear()
         self._cues.clear()
         if self._synchrony is not None:
             self._synchrony.clear()
@@ -345,6 +370,9 @@ class Session:
             del self._mics[stream]  # open speech and the audio it keeps go with it
         for key in [k for k in self._marks if k != CLOCK and person in self._people(k[1])]:
             del self._marks[key]
+        for lowered in self._degraded.values():
+            for stream in [s for s in lowered if person in self._people(s)]:
+                del lowered[stream]
         self._baselines.pop(person, None)
         self._cues.forget(person)
         self._windows.forget(person)
@@ -453,6 +481,17 @@ class Session:
         for result in self._windows.advance(watermark):
             self._emit_window(result)
 
+    def _degraded_in(self, w: WindowResult) -> DegradedSampling | None:
+        """The note for window `w` (its frames' lowered rates are let go of, with any earlier)."""
+        lowered: dict[str, float] = {}
+        for index in [i for i in self._degraded if i <= w.index]:
+            for stream, fps in self._degraded.pop(index).items():
+                if index == w.index:
+                    lowered[stream] = min(fps, lowered.get(stream, fps))
+        if not lowered:
+            return None
+        return DegradedSampling(sample_fps_min=min(lowered.values()), cameras=len(lowered))
+
     def _emit_window(self, w: WindowResult) -> None:
         hidden = withheld(w, self._reporting, self._min_participants)
         engagement = None if hidden else w.room_engagement
@@ -461,13 +500,13 @@ class Session:
         if engagement is not None:
             self._trend.append(((w.start + w.end) / 2, engagement))
             trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
+        payload = engagement_window(w, trend, self._reporting, hidden=hidden)
+        degraded = self._degraded_in(w)
+        if degraded is not None:
+            room = payload.room.model_copy(update={"degraded": degraded})
+            payload = payload.model_copy(update={"room": room})
         with self._bus.together():  # one window, stored as one (service/runs.py)
-            self._bus.emit(
-                EventType.ENGAGEMENT_WINDOW,
-                w.start,
-                w.end,
-                engagement_window(w, trend, self._reporting, hidden=hidden),
-            )
+            self._bus.emit(EventType.ENGAGEMENT_WINDOW, w.start, w.end, payload)
             self._bus.emit(
                 EventType.TURNS_WINDOW,
                 w.start,

@@ -45,9 +45,14 @@ def _r(x: float, nd: int = 4) -> float:
 class SynchronyTracker:
     """Per-participant face series of one session, and the synchrony payload at a window's end."""
 
-    def __init__(self, settings: SynchronySettings, sample_fps: float) -> None:
+    def __init__(
+        self, settings: SynchronySettings, sample_fps: float, min_fps: float | None = None
+    ) -> None:
+        """`min_fps`: the lowest rate a live camera may be sampled at (adaptive sampling); a
+        sample then covers the grid cells up to its interval, so coverage is not a frame count."""
         self._s = settings
         self._fps = sample_fps
+        self._reach = max(1, int(sample_fps / min_fps + 1e-9)) if min_fps else 1
         self._series: dict[str, deque[tuple[float, float]]] = {}
         self._params = RqaParams(
             embedding=settings.embedding,
@@ -148,11 +153,14 @@ class SynchronyTracker:
             if start <= t < end:
                 row[min(n - 1, int((t - start) * self._fps))] = value
         valid = np.flatnonzero(~np.isnan(row))
-        if valid.size < self._s.min_coverage * n:
+        if not valid.size:
             return None
         # Forward fill (each cell takes the last measured value), the head from the first.
         idx = np.where(~np.isnan(row), np.arange(n), 0)
         np.maximum.accumulate(idx, out=idx)
+        covered = (np.arange(n) - idx < self._reach) & (np.arange(n) >= valid[0])
+        if np.count_nonzero(covered) < self._s.min_coverage * n:
+            return None
         filled: NDArray[np.float64] = row[idx]
         filled[: valid[0]] = filled[valid[0]]
         return filled

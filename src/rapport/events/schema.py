@@ -61,6 +61,16 @@ class ParticipantWindow(_Model):
     modalities: list[str] = Field(description="Modalities that contributed (face, voice, text).")
 
 
+class DegradedSampling(_Model):
+    """Some cameras were sampled below `video.sample_fps` in this window: the bot was behind the
+    media and lowered their rate (listeners first, never below `video.min_sample_fps`) rather
+    than drop frames. Means over frames and the time-constant smoothing stay comparable; they
+    rest on fewer frames."""
+
+    sample_fps_min: float = Field(gt=0, description="The lowest rate any camera was sampled at.")
+    cameras: int = Field(ge=1, description="Cameras sampled below the configured rate.")
+
+
 class RoomWindow(_Model):
     engagement: Unit = Field(description="Mean engagement of the participants; 0..1")
     trend: Unit = Field(description="Slope of room engagement per minute over recent windows")
@@ -74,6 +84,11 @@ class RoomWindow(_Model):
         None,
         description="Set when the room numbers are null because too few people contributed "
         "(room reporting, under reporting.min_participants): a room of one is that person.",
+    )
+    degraded: DegradedSampling | None = Field(
+        None,
+        description="Set when, during this window, any camera was sampled below video.sample_fps "
+        "because the bot was behind (live rooms); null: every camera at the configured rate.",
     )
 
 

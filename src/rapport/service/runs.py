@@ -24,6 +24,7 @@ from rapport.events.bus import EventBus
 from rapport.events.schema import ConsentRevokedData, Event, EventType
 from rapport.live import LiveSession
 from rapport.pack import OfflinePack
+from rapport.sampling import AdaptiveSampler
 from rapport.service.recorder import Recorder
 from rapport.session import Session
 from rapport.store.tables import Consent
@@ -238,11 +239,13 @@ class Runs:
             run.session = session
             return session
 
+        sampler = AdaptiveSampler.from_settings(self._settings)
         live = run.live = LiveSession(
             open_live,
             max_backlog=self._settings.livekit.max_backlog,
             max_audio_backlog_s=self._settings.livekit.max_audio_backlog_s,
             name=f"session-{run.session_id}",
+            sampler=sampler,
         )
         run.tap = RoomTap(
             url=url,
@@ -251,6 +254,7 @@ class Runs:
             put=live.put,
             settings=self._settings,
             media_start=resume.media_time if resume is not None else 0.0,
+            sample_fps=sampler.rate,
         )
         live.start()
         run.task = asyncio.create_task(self._tap_room(run))

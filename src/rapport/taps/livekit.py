@@ -4,8 +4,9 @@ It subscribes to a participant's camera or microphone only while the consent gat
 person and modality (identity = the consent's user id), so no one else's media ever leaves the
 SFU. Video takes the LOW simulcast layer: it is asked for before subscribing, and larger frames that
 still come first are dropped (the SFU forwards the layers it has until the publisher's LOW layer
-starts, about a second). Only the newest frame waits, sampled at `video.sample_fps`. Audio is
-resampled to 16 kHz mono; final transcription segments and chat become utterances of their speaker.
+starts, about a second). Only the newest frame waits, sampled at `video.sample_fps` (lower, per
+participant, while the session is behind: rapport/sampling.py). Audio is resampled to 16 kHz
+mono; final transcription segments and chat become utterances of their speaker.
 Media time is seconds since the tap began, on this process's clock, so a rejoin after a server
 restart or a network cut continues the same timeline. `forget` erases a person from the counters.
 
@@ -33,6 +34,7 @@ from rapport.config import Settings
 from rapport.consent.gate import ConsentGate
 from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
 from rapport.live import EndStream, LiveItem, Tick
+from rapport.sampling import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +118,19 @@ class RoomTap:
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         media_start: float = 0.0,
+        sample_fps: Callable[[str], float] | None = None,
     ) -> None:
         """`token` mints a fresh join token (hidden, subscribe-only) for every (re)join;
         `media_start`: the media time now (a session resumed from another worker goes on from
-        where its clock is, so windows keep their place on the session's timeline)."""
+        where its clock is, so windows keep their place on the session's timeline);
+        `sample_fps`: a participant's camera rate now (rapport/sampling.py; default: as set)."""
         self._url = url
         self._token = token
         self._gate = gate
         self._put = put
         self._settings = settings
+        fixed = settings.video.sample_fps
+        self._sample_fps = sample_fps or (lambda _identity: fixed)
         self._clock = clock
         self._t0 = clock() - media_start
         self._room: rtc.Room | None = None
@@ -303,8 +309,7 @@ class RoomTap:
 
     async def _read_video(self, identity: str, track: rtc.Track, layer: LayerWait) -> None:
         stream = rtc.VideoStream(track, capacity=1)  # only the newest frame waits
-        interval = 1.0 / self._settings.video.sample_fps
-        due = 0.0
+        pacer = Pacer()
         try:
             async for event in stream:
                 if track.muted:  # in flight when the camera went off: its stream has ended
@@ -315,14 +320,15 @@ class RoomTap:
                 if not layer.admits(frame.width, frame.height, t):
                     self.stats.video_frames_above_layer += 1
                     continue
-                if t < due:
+                fps = self._sample_fps(identity)  # lowered while the session is behind
+                if not pacer.take(t, fps):
                     continue
-                due = max(due + interval, t - interval)
                 rgb = to_rgb(frame, self._settings.video.max_side)
                 self.stats.video_frames += 1
                 w, h = self.stats.video_largest_taken
                 self.stats.video_largest_taken = (max(w, frame.width), max(h, frame.height))
-                self._put(VideoFrame(identity, t, rgb))
+                lowered = fps if fps < self._settings.video.sample_fps else None
+                self._put(VideoFrame(identity, t, rgb, lowered))
         finally:
             # The close must not be awaited from a cancelled reader: it would hang.
             asyncio.get_running_loop().create_task(stream.aclose())

@@ -1,18 +1,22 @@
 """The bot's parts that need no server: frames as the LiveKit SDK hands them over (any buffer type,
-through I420, to RGB), the LOW layer wait, and erasure from its counters."""
+through I420, to RGB), the LOW layer wait, the sampling rate of the moment, and erasure from its
+counters."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 from livekit import rtc
 
 from rapport.config import Settings
 from rapport.consent.gate import ConsentGate, Grant
+from rapport.frames import VideoFrame
 from rapport.live import EndStream, LiveItem
 from rapport.taps.livekit import LAYER_WAIT_S, LayerWait, RoomTap, TapStats, low_layer, to_rgb
 
@@ -133,3 +137,41 @@ def test_the_low_layer_is_asked_for_before_subscribing() -> None:
     alice = SimpleNamespace(identity="alice", track_publications={"TR_1": camera})
     tap._review(alice)  # type: ignore[arg-type]
     assert camera.calls == ["quality VIDEO_QUALITY_LOW", "subscribed True"]
+
+
+def test_the_bot_samples_each_camera_at_the_rate_of_the_moment_and_says_when_lowered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 fps arriving for 2 s; the rate is 4 fps, then 1 fps from 1 s (as a sampler lowers it)."""
+    now = [0.0]
+    i420 = cv2.cvtColor(_image(32, 18), cv2.COLOR_RGB2YUV_I420).tobytes()
+
+    class Stream:
+        def __init__(self, track: object, capacity: int) -> None:
+            pass
+
+        async def __aiter__(self) -> AsyncIterator[SimpleNamespace]:
+            for k in range(60):
+                now[0] = k / 30
+                yield SimpleNamespace(frame=rtc.VideoFrame(32, 18, rtc.VideoBufferType.I420, i420))
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr(rtc, "VideoStream", Stream)
+    put: list[LiveItem] = []
+    tap = RoomTap(
+        url="",
+        token=lambda: "",
+        gate=ConsentGate(),
+        put=put.append,
+        settings=Settings(),
+        clock=lambda: now[0],
+        sample_fps=lambda who: 4.0 if now[0] < 1 else 1.0,
+    )
+    track = SimpleNamespace(muted=False)
+    asyncio.run(tap._read_video("alice", track, LayerWait(None)))  # type: ignore[arg-type]
+    frames = [i for i in put if isinstance(i, VideoFrame)]
+    assert [f.sample_fps for f in frames if f.t < 1] == [None] * 4  # as configured: no note
+    assert [f.sample_fps for f in frames if f.t >= 1] == [1.0]
+    assert tap.stats.video_frames == 5

@@ -1,0 +1,329 @@
+"""Adaptive sampling on a virtual (media) clock: rates stay in [floor, sample_fps], a speaker's is
+never below a listener's, rates go down only while behind and come back once caught up, and the
+live queue drops a frame only when no rate can go lower. Then a session whose consumer stalls:
+its cameras are sampled less, nothing is dropped, and the windows affected say so."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from rapport.consent.gate import Grant
+from rapport.events.schema import EventType
+from rapport.frames import VideoFrame
+from rapport.invariants import check_events, find_person
+from rapport.live import LiveSession, Tick
+from rapport.sampling import AdaptiveSampler, Pacer
+from rapport.session import Session
+from tests.fakes.heads import LiveRoom, audio, frame
+from tests.unit.test_live import WAIT_S, Stepped
+
+PEOPLE = ["alice", "bob", "carol"]
+
+
+class Sampling(RuleBasedStateMachine):
+    """The sampler alone: arbitrary observations, speakers and overflows on a virtual clock."""
+
+    @initialize(
+        fps=st.sampled_from([4.0, 5.0, 30.0, 2.0]),
+        floor=st.sampled_from([1.0, 0.5, 4.0, 8.0]),
+        budget=st.sampled_from([0.25, 0.5, 1.0]),
+        backlog=st.integers(1, 64),
+        restore=st.sampled_from([0.5, 1.0, 5.0]),
+    )
+    def start(self, fps: float, floor: float, budget: float, backlog: int, restore: float) -> None:
+        self.s = AdaptiveSampler(
+            sample_fps=fps,
+            min_sample_fps=floor,
+            lag_budget_s=budget,
+            max_backlog=backlog,
+            restore_s=restore,
+        )
+        self.fps, self.floor, self.budget, self.restore = fps, min(fps, floor), budget, restore
+        self.now = 0.0
+        self.last_down: float | None = None  # model: the last step down (or overflow)
+        self.calm_since: float | None = None  # model: the start of the caught-up streak
+
+    def _rates(self) -> tuple[float, float]:
+        return self.s.rates.speaker, self.s.rates.listener
+
+    @rule(
+        dt=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 3.0]),
+        frames=st.integers(0, 64),
+        age=st.sampled_from([0.0, 0.1, 0.3, 0.6, 1.5, 4.0]),
+    )
+    def observe(self, dt: float, frames: int, age: float) -> None:
+        self.now += dt
+        before = self._rates()
+        behind, calm = self.s.behind(frames, age), self.s.caught_up(frames, age)
+        assert not (behind and calm)
+        self.s.observe(self.now, frames, age)
+        after = self._rates()
+        down = any(a < b for a, b in zip(after, before, strict=True))
+        up = any(a > b for a, b in zip(after, before, strict=True))
+        if behind:
+            self.calm_since = None
+            due = self.last_down is None or self.now - self.last_down >= self.budget
+            assert not up
+            assert down == (due and before != (self.floor, self.floor))  # goes down while it can
+            if down:
+                self.last_down = self.now
+                # Listeners go first: the speakers' rate moves only with listeners at the floor.
+                assert after[0] == before[0] or before[1] == self.floor
+        elif calm:
+            assert not down
+            if self.calm_since is None:
+                self.calm_since = self.now
+                assert not up
+            elif self.now - self.calm_since >= self.restore:
+                assert up == (before != (self.fps, self.fps))  # comes back while it can
+                self.calm_since = self.now
+                if up:  # speakers first
+                    assert after[1] == before[1] or before[0] == self.fps
+            else:
+                assert not up
+        else:
+            self.calm_since = None
+            assert after == before  # the hysteresis band holds
+
+    @rule(speaking=st.frozensets(st.sampled_from(PEOPLE)))
+    def speakers(self, speaking: frozenset[str]) -> None:
+        before = self._rates()
+        self.s.set_speaking(speaking)
+        assert self._rates() == before and self.s.rates.speaking == speaking
+
+    @rule()
+    def overflow(self) -> None:
+        self.s.to_floor(self.now)
+        assert self.s.at_floor
+        self.last_down, self.calm_since = self.now, None
+
+    @invariant()
+    def within_bounds_and_speakers_first(self) -> None:
+        if not hasattr(self, "s"):
+            return
+        rates = {p: self.s.rate(p) for p in PEOPLE}
+        assert all(self.floor <= r <= self.fps for r in rates.values())
+        speaking = self.s.rates.speaking
+        for p in speaking:
+            assert all(rates[p] >= rates[q] for q in PEOPLE if q not in speaking)
+
+
+TestSampling = Sampling.TestCase
+
+
+class Speaking(Stepped):
+    speaking: frozenset[str] = frozenset({"alice"})
+
+
+class SampledQueue(RuleBasedStateMachine):
+    """The live queue with a sampler, its worker stepped by the test: a frame is dropped only
+    when every rate is at the floor; drained and caught up, every rate comes back."""
+
+    @initialize(backlog=st.integers(1, 6))
+    def start(self, backlog: int) -> None:
+        self.session = Speaking()
+        self.sampler = AdaptiveSampler(
+            sample_fps=4.0, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=backlog, restore_s=1
+        )
+        self.live = LiveSession(
+            lambda: self.session,  # type: ignore[arg-type, return-value]
+            max_backlog=backlog,
+            max_audio_backlog_s=1.0,
+            name="live-sampled",
+            sampler=self.sampler,
+        )
+        self.live.start()
+        self.now = 0.0
+        self.in_hand = False
+        self.pacers = {p: Pacer() for p in PEOPLE}
+
+    def _settle(self) -> None:
+        """Either the worker waits inside a call with the oldest item, or it is idle (a condition
+        on each side, so no race with the worker taking the item as the test looks)."""
+        deadline = time.monotonic() + WAIT_S
+        while not self.in_hand and time.monotonic() < deadline:
+            if self.session.entered.acquire(blocking=False):
+                self.in_hand = True
+            elif self.live.wait_idle(0.001):  # woken as the worker goes idle
+                return
+        assert self.in_hand, "the worker neither took an item nor went idle"
+
+    def _step(self) -> None:
+        self.session.permits.release()
+        assert self.session.recorded.acquire(timeout=WAIT_S)
+        self.in_hand = False
+        self._settle()
+
+    @rule(dt=st.sampled_from([0.01, 0.05, 0.25]))
+    def media(self, dt: float) -> None:
+        """`dt` of media: every camera offers a frame; the rates decide which are taken."""
+        self.now = round(self.now + dt, 6)
+        for p in PEOPLE:
+            if self.pacers[p].take(self.now, self.sampler.rate(p)):
+                dropped = self.live.dropped_video
+                self.live.put(VideoFrame(p, self.now, np.zeros((2, 2, 3), np.uint8)))
+                if self.live.dropped_video > dropped:
+                    assert self.sampler.at_floor  # nothing dropped while a rate could go down
+        self.live.put(Tick(self.now))
+        self._settle()
+
+    @precondition(lambda self: self.in_hand)
+    @rule(steps=st.integers(1, 8))
+    def work(self, steps: int) -> None:
+        for _ in range(steps):
+            if not self.in_hand:
+                return
+            self._step()
+
+    @precondition(lambda self: self.sampler.rate("bob") < 4.0)
+    @rule()
+    def catch_up(self) -> None:
+        """Drained, then 8 s of ticks each taken at once: all rates come back (4 steps of 1 s)."""
+        end = self.now + 8
+        while self.in_hand:
+            self._step()
+        while self.now < end:
+            self.now = round(self.now + 1.0, 6)
+            self.live.put(Tick(self.now))
+            self._settle()
+            while self.in_hand:
+                self._step()
+            assert self.live.wait_idle(WAIT_S)
+        assert (self.sampler.rate("alice"), self.sampler.rate("bob")) == (4.0, 4.0)
+
+    @invariant()
+    def rates_bounded(self) -> None:
+        if hasattr(self, "sampler"):
+            assert 1.0 <= self.sampler.rate("bob") <= self.sampler.rate("alice") <= 4.0
+
+    def teardown(self) -> None:
+        if not hasattr(self, "live"):
+            return
+        self.live.finish(self.now + 1)
+        self.session.permits.release(10_000)
+        assert self.live.join(WAIT_S) and self.live.error is None
+
+
+TestSampledQueue = SampledQueue.TestCase
+
+
+def test_pacer_takes_the_first_frame_at_each_due_time_at_the_rate_of_the_moment() -> None:
+    pacer = Pacer()
+    arrivals = [i / 30 for i in range(60)]  # 2 s of a 30 fps camera
+    taken = [t for t in arrivals if pacer.take(t, 4.0 if t < 1 else 1.0)]
+    assert len([t for t in taken if t < 1]) == 4 and len([t for t in taken if t >= 1]) == 1
+
+
+# -- a session whose consumer stalls -----------------------------------------------------------
+
+
+class Stalling:
+    """The session, with a switch that holds its next video frame until released."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.stall = threading.Event()
+        self.go = threading.Event()
+
+    def push_video(self, f: VideoFrame) -> None:
+        if self.stall.is_set():
+            self.go.wait(WAIT_S)
+        self._session.push_video(f)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def test_a_lagging_session_is_sampled_less_listeners_first_and_its_windows_say_so() -> None:
+    room = LiveRoom()
+    for who in ("alice", "bob"):
+        room.gate.grant(Grant(f"con_{who}", who, frozenset({"face", "voice", "text"}), 1e9))
+    fps = room.settings.video.sample_fps
+    sampler = AdaptiveSampler(
+        sample_fps=fps, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=64, restore_s=1.0
+    )
+    stalling = Stalling(room.session)
+    live = LiveSession(
+        lambda: stalling,  # type: ignore[arg-type, return-value]
+        max_backlog=64,
+        max_audio_backlog_s=10.0,
+        name="live-lagging",
+        sampler=sampler,
+    )
+    live.start()
+    pacers = {"alice": Pacer(), "bob": Pacer()}
+    seen: list[tuple[float, float, float]] = []  # (t, alice's rate, bob's rate) during the stall
+    for k in range(1, 30 * 25 + 1):  # 25 s of 30 fps cameras; alice talks, bob listens
+        t = round(k / 30, 6)
+        room.clock.t = t
+        if t == 6.0:
+            stalling.stall.set()
+        for who, p in pacers.items():
+            rate = sampler.rate(who)
+            if p.take(t, rate):
+                lowered = rate if rate < fps else None
+                live.put(dataclasses.replace(frame(who, t), sample_fps=lowered))
+        if k % 3 == 0:  # 0.1 s of audio each
+            for who in pacers:
+                live.put(audio(who, round(t - 0.1, 6), 0.1, who == "alice"))
+        if k % 15 == 0:
+            live.put(Tick(t))
+        if stalling.stall.is_set():
+            seen.append((t, sampler.rate("alice"), sampler.rate("bob")))
+            if t >= 9.0:  # the consumer comes back
+                stalling.stall.clear()
+                stalling.go.set()
+        else:
+            assert live.wait_idle(WAIT_S)  # keeping up
+    live.finish(25.0)
+    assert live.join(WAIT_S) and live.error is None and live.dropped_video == 0
+    check_events(room.events, ended=True, min_participants=room.settings.reporting.min_participants)
+
+    # Behind: bob (listening) went down first and to the floor; alice never below him.
+    assert all(a >= b for _, a, b in seen)
+    first_bob = next(t for t, _, b in seen if b < fps)
+    first_alice = next(t for t, a, _ in seen if a < fps)
+    assert first_bob < first_alice and seen[-1][1:] == (1.0, 1.0)
+    assert (sampler.rate("alice"), sampler.rate("bob")) == (fps, fps)  # caught up: back
+
+    windows = {
+        (e.media_time.start, e.media_time.end): e.data.model_dump()
+        for e in room.events
+        if e.type == EventType.ENGAGEMENT_WINDOW
+    }
+    notes = {span: w["room"]["degraded"] for span, w in windows.items()}
+    assert notes[(0.0, 5.0)] is None
+    assert notes[(5.0, 10.0)] == {"sample_fps_min": 1.0, "cameras": 2}
+    assert notes[(10.0, 15.0)] is not None  # the rates come back a step a second
+    assert notes[(15.0, 20.0)] is None and notes[(20.0, 25.0)] is None
+    # Attention is a mean over frames: the same at a quarter of the frames.
+    for span in ((0.0, 5.0), (5.0, 10.0)):
+        for who in ("alice", "bob"):
+            assert windows[span]["participants"][who]["components"]["attention"] == 1.0
+
+
+def test_revocation_leaves_no_lowered_rate_behind_and_a_withheld_window_keeps_its_note() -> None:
+    room = LiveRoom(reporting="room", min_participants=3)
+    for who in ("ann", "bob"):
+        room.gate.grant(Grant(f"con_{who}", who, frozenset({"face", "voice", "text"}), 1e9))
+    for k in range(12):  # 6 s at 2 fps: both cameras lowered
+        t = k / 2
+        room.clock.t = t
+        for who in ("ann", "bob"):
+            room.session.push_video(dataclasses.replace(frame(who, t), sample_fps=2.0))
+        room.session.tick(t + 0.5)
+    room.gate.revoke("bob")
+    room.session.tick(6.5)  # the purge
+    assert find_person(room.session, "bob", skip=[room.pack, room.bus, room.gate]) == []
+    room.session.finish(10.0)
+    check_events(room.events, ended=True, min_participants=3)
+    first = next(e for e in room.events if e.type == EventType.ENGAGEMENT_WINDOW).data.model_dump()
+    assert first["room"]["withheld"] is not None  # two people: the numbers are withheld
+    assert first["room"]["degraded"] == {"sample_fps_min": 2.0, "cameras": 2}
