@@ -1,5 +1,5 @@
-"""The quality report's measures (scripts/quality_report.py): word error rate, VAD boundary
-matching, box matching and agreement, on hand-worked cases."""
+"""The quality report's measures (scripts/quality/): word error rate, VAD boundary matching,
+class flips and agreement, on hand-worked cases."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from scripts.quality_report import (
+from scripts.quality.speech_scoring import (
     WerTally,
-    cohen_kappa,
     edit_counts,
-    flips,
-    match_boxes,
     match_segments,
     speech_span,
     words,
 )
+from scripts.quality.stats import cohen_kappa, flips
 
 
 def test_words_drop_tags_ids_and_punctuation_but_keep_apostrophes() -> None:
@@ -43,12 +41,16 @@ def test_edit_counts(ref: str, hyp: str, counts: tuple[int, int, int]) -> None:
 
 def test_wer_pools_over_utterances() -> None:
     tally = WerTally()
-    tally.add("good morning everyone", "the morning everyone")  # 1 substitution
-    tally.add("ten of clubs", "ten of clubs")
-    tally.add("", "uh")  # speech heard where there was none: an insertion
+    assert tally.add("good morning everyone", "the morning everyone") == 1  # a substitution
+    assert tally.add("ten of clubs", "ten of clubs") == 0
+    assert tally.add("", "uh") == 1  # speech heard where there was none: an insertion
     assert (tally.ref_words, tally.subs, tally.dels, tally.ins) == (6, 1, 0, 1)
     assert tally.wer == pytest.approx(2 / 6)
     assert math.isnan(WerTally().wer)
+    pooled = WerTally()
+    pooled.merge(tally)
+    pooled.merge(tally)
+    assert (pooled.ref_words, pooled.subs, pooled.dels, pooled.ins) == (12, 2, 0, 2)
 
 
 def test_match_segments_errors_pieces_misses_and_false_alarms() -> None:
@@ -70,14 +72,6 @@ def test_speech_span_finds_the_loud_part() -> None:
     start, end = speech_span(x, rate)
     assert start == pytest.approx(0.5, abs=0.011)
     assert end == pytest.approx(1.5, abs=0.011)
-
-
-def test_match_boxes_one_to_one_best_first() -> None:
-    truth = [(0, 0, 10, 10), (20, 0, 30, 10), (50, 50, 60, 60)]
-    found = [(1, 0, 11, 10), (0, 0, 10, 10), (21, 1, 31, 11), (100, 100, 110, 110)]
-    of_truth, false_pos = match_boxes(truth, found, 0.5)
-    assert of_truth == [1, 2, None]
-    assert false_pos == [0, 3]
 
 
 def test_flips_and_kappa() -> None:
