@@ -88,7 +88,11 @@ class SynchronySettings(_Section):
         "valence", description="Which smoothed per-sample series is compared, z-scored per person."
     )
     window_s: float = Field(
-        60.0, ge=10, le=600, description="Sliding span analysed at each window's end (seconds)."
+        60.0,
+        ge=10,
+        le=120,
+        description="Sliding span analysed at each window's end (seconds); the cost grows with "
+        "its square.",
     )
     embedding: int = Field(3, ge=1, le=10, description="Delay-embedding dimension m.")
     delay_s: float = Field(0.5, gt=0, le=10, description="Embedding delay (seconds).")
@@ -101,6 +105,13 @@ class SynchronySettings(_Section):
     min_line: int = Field(2, ge=2, description="Shortest diagonal/vertical line counted.")
     max_lag_s: float = Field(
         5.0, gt=0, le=30, description="Lags searched, +-, for who leads (diagonal-wise profile)."
+    )
+    max_participants: int = Field(
+        32,
+        ge=2,
+        le=64,
+        description="At most this many people are compared (those whose faces were measured "
+        "longest): the cost grows with the square of their number.",
     )
     min_coverage: float = Field(
         0.75,

@@ -15,11 +15,12 @@ Events
   E6. Room reporting: no per-participant block, no user id as a key (random pseudonyms only), and
       a window's room numbers are null, with `withheld` giving the reason, while fewer than
       `reporting.min_participants` people contribute to it.
-  E7. A `synchrony.window` ends where an engagement window ends and covers at most
-      `synchrony.window_s` before it; it compares at least two people, has one pair per two of
+  E7. A `synchrony.window` ends where an engagement window ends and covers at most its
+      `parameters.window_s` before it; it compares at least two people, has one pair per two of
       them (per-pair values only with participant reporting, each naming two of them), its rates
-      (RR, DET, LAM, share led) lie in [0, 1] and lengths are >= 0; with room reporting below the
-      minimum its numbers are null, with `withheld` giving the reason.
+      (RR, DET, LAM, share led) lie in [0, 1] and lengths are >= 0; its numbers are null exactly
+      when `withheld` gives the reason (with room reporting below the minimum), and lag quartiles
+      are given exactly when some pair has a clear leader.
   E8. A window's `degraded` note (live rooms: cameras sampled below the configured rate while
       the bot was behind) names at least one camera, and a lowest rate above 0 and below the
       session's `sample_fps`.
@@ -216,6 +217,19 @@ def _synchrony_window(
 ) -> None:
     seq, r, pairs = e.seq, data["room"], data["pairs"]
     _require(round(e.media_time.end, 6) in window_ends, "E7", f"seq {seq}: not at a window end")
+    span = e.media_time.end - e.media_time.start
+    longest = data["parameters"]["window_s"]
+    _require(0 < span <= longest + 1e-6, "E7", f"seq {seq}: a span of {span} s (at most {longest})")
+    numbers = ("rr", "det", "led_share")
+    hidden = r["withheld"] is not None
+    _require(
+        all((r[k] is None) == hidden for k in numbers),
+        "E7",
+        f"seq {seq}: numbers null without withheld, or shown with it",
+    )
+    if not hidden:
+        led = r["led_share"] > 0
+        _require((r["lag_s"] is not None) == led, "E7", f"seq {seq}: lag quartiles vs led share")
     _require(r["participants"] >= 2, "E7", f"seq {seq}: synchrony of fewer than two")
     n = r["participants"]
     _require(r["pairs"] == n * (n - 1) // 2, "E7", f"seq {seq}: {r['pairs']} pairs of {n}")

@@ -190,6 +190,8 @@ class Session:
         its last window): windows start again at the first boundary from `at`, and a
         session.resumed event states the media time no worker analysed."""
         boundary = self._windows.resume_at(at)
+        if self._synchrony is not None:
+            self._synchrony.restart(boundary)
         self._progress = max(self._progress, at)
         self._bus.emit(
             EventType.SESSION_RESUMED,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from rapport.config import SynchronySettings
 from rapport.consent.gate import Grant
-from rapport.events.schema import EventType
-from rapport.invariants import check_events, people_in
+from rapport.events.schema import EventType, SynchronyWindowData
+from rapport.invariants import InvariantError, check_events, people_in
 from tests.fakes.heads import LiveRoom, frame
 
 FPS = 4
@@ -99,3 +100,40 @@ def test_synchrony_can_be_turned_off() -> None:
     room = Room({"ann": 0.0, "bob": 1.0}, synchrony=SynchronySettings(enabled=False, window_s=10.0))
     room.run(20.0)
     assert room.synchrony() == []
+
+
+def _edited(room: Room, change: Any) -> list[Any]:
+    """The room's events with its last synchrony.window's payload changed by `change(data)`."""
+    events = list(room.events)
+    k = max(i for i, e in enumerate(events) if e.type == EventType.SYNCHRONY_WINDOW)
+    data = events[k].data.model_dump()
+    change(data)
+    events[k] = events[k].model_copy(update={"data": SynchronyWindowData.model_validate(data)})
+    return events
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda d: d["parameters"].update(window_s=5.0), id="span-longer-than-said"),
+        pytest.param(lambda d: d["room"].update(rr=None, det=None), id="null-without-withheld"),
+        pytest.param(
+            lambda d: d["room"].update(
+                led_share=0.0, lag_s={"p25": 1.0, "median": 1.0, "p75": 1.0}
+            ),
+            id="lags-without-a-leader",
+        ),
+        pytest.param(
+            lambda d: d["room"].update(withheld="fewer_than_min_participants"),
+            id="shown-and-withheld",
+        ),
+        pytest.param(lambda d: d["pairs"].pop(), id="a-pair-missing"),
+    ],
+)
+def test_e7_refuses_an_edited_synchrony_window(change: Any) -> None:
+    # A review edited real events these ways and E7 let every one through.
+    room = Room({"ann": 0.0, "bob": 1.0, "cy": 2.0})
+    room.run(25.0)
+    check_events(room.events, ended=True, min_participants=3)
+    with pytest.raises(InvariantError, match="E7"):
+        check_events(_edited(room, change), ended=True, min_participants=3)

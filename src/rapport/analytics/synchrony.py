@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from rapport.analytics.crqa import RqaParams, crqa_pairs, zscore
+from rapport.analytics.crqa import RqaParams, crqa_pairs, flat, zscore
 from rapport.analytics.payloads import WITHHELD, Reporting
 from rapport.config import SynchronySettings
 from rapport.events.schema import (
@@ -37,6 +37,13 @@ from rapport.frames import FrameSummary
 MIN_SPAN_S: Final = 20.0
 """No synchrony before this much media (or `window_s`, if shorter): fewer samples say little."""
 
+MAX_RATE_HZ: Final = 4.0
+"""The grid's rate at most, whatever `video.sample_fps`: CRQA costs the square of the samples."""
+
+PRESENT_S: Final = 2.0
+"""A person takes part only with a sample this recent at the span's end (or within one interval
+of the lowest sampling rate): someone who left is not carried on by filling."""
+
 
 def _r(x: float, nd: int = 4) -> float:
     return round(x, nd) if math.isfinite(x) else 0.0
@@ -51,17 +58,19 @@ class SynchronyTracker:
         """`min_fps`: the lowest rate a live camera may be sampled at (adaptive sampling); a
         sample then covers the grid cells up to its interval, so coverage is not a frame count."""
         self._s = settings
-        self._fps = sample_fps
-        self._reach = max(1, int(sample_fps / min_fps + 1e-9)) if min_fps else 1
+        self._fps = min(sample_fps, MAX_RATE_HZ)
+        self._reach = max(1, int(self._fps / min_fps + 1e-9)) if min_fps else 1
+        self._present_s = max(PRESENT_S, 1.0 / min_fps if min_fps else 0.0)
+        self._since = 0.0  # no span reaches before this (a resumed session's first boundary)
         self._series: dict[str, deque[tuple[float, float]]] = {}
         self._params = RqaParams(
             embedding=settings.embedding,
-            delay=max(1, round(settings.delay_s * sample_fps)),
+            delay=max(1, round(settings.delay_s * self._fps)),
             radius=settings.radius,
             theiler=settings.theiler,
             min_line=settings.min_line,
         )
-        self._max_lag = max(1, round(settings.max_lag_s * sample_fps))
+        self._max_lag = max(1, round(settings.max_lag_s * self._fps))
 
     def add(self, frame: FrameSummary) -> None:
         """One sampled frame of a participant's camera; frames without a face leave a gap."""
@@ -78,12 +87,17 @@ class SynchronyTracker:
     def clear(self) -> None:
         self._series.clear()
 
+    def restart(self, at: float) -> None:
+        """A resumed session: nothing before media time `at` was analysed here."""
+        self._series.clear()
+        self._since = at
+
     def window(
         self, end: float, reporting: Reporting, min_participants: int
     ) -> tuple[float, SynchronyWindowData] | None:
         """(span start, payload) for the span ending at `end`, or None while fewer than two
         people's series cover it (or the session is younger than the shortest span)."""
-        start = max(0.0, end - self._s.window_s)
+        start = max(self._since, end - self._s.window_s)
         for person in list(self._series):  # a later window never looks further back
             q = self._series[person]
             while q and q[0][0] < start:
@@ -93,12 +107,19 @@ class SynchronyTracker:
         if end - start < min(MIN_SPAN_S, self._s.window_s) - 1e-9:
             return None
         n = max(1, round((end - start) * self._fps))
-        people, rows = [], []
-        for person, q in self._series.items():
-            row = self._grid(q, start, end, n)
-            if row is not None:
-                people.append(person)
-                rows.append(row)
+        grids = []  # (coverage, person, row), in id order: a pair is always (a, b) the same way
+        for person in sorted(self._series):
+            q = self._series[person]
+            if q[-1][0] < end - self._present_s:
+                continue  # left, camera off, or face gone: not carried on by filling
+            grid = self._grid(q, start, end, n)
+            if grid is not None and not flat(grid[1]):  # a still image has nothing to compare
+                grids.append((grid[0], person, grid[1]))
+        if len(grids) > self._s.max_participants:  # bounded cost: those best covered
+            best = sorted(grids, key=lambda g: -g[0])[: self._s.max_participants]
+            grids = sorted(best, key=lambda g: g[1])
+        people = [person for _, person, _ in grids]
+        rows = [row for _, _, row in grids]
         if len(people) < 2 or n < self._needed():
             return None
         params = self._parameters()
@@ -147,7 +168,8 @@ class SynchronyTracker:
 
     def _grid(
         self, q: deque[tuple[float, float]], start: float, end: float, n: int
-    ) -> NDArray[np.float64] | None:
+    ) -> tuple[float, NDArray[np.float64]] | None:
+        """(coverage, the filled row), or None under `min_coverage`."""
         row = np.full(n, np.nan)
         for t, value in q:
             if start <= t < end:
@@ -159,15 +181,17 @@ class SynchronyTracker:
         idx = np.where(~np.isnan(row), np.arange(n), 0)
         np.maximum.accumulate(idx, out=idx)
         covered = (np.arange(n) - idx < self._reach) & (np.arange(n) >= valid[0])
-        if np.count_nonzero(covered) < self._s.min_coverage * n:
+        coverage = np.count_nonzero(covered) / n
+        if coverage < self._s.min_coverage:
             return None
         filled: NDArray[np.float64] = row[idx]
         filled[: valid[0]] = filled[valid[0]]
-        return filled
+        return coverage, filled
 
     def _parameters(self) -> SynchronyParameters:
         return SynchronyParameters(
             signal=self._s.signal,
+            window_s=self._s.window_s,
             sample_rate_hz=self._fps,
             embedding=self._params.embedding,
             delay_s=round(self._params.delay / self._fps, 4),

@@ -150,7 +150,7 @@ class SessionResumedData(_Model):
 
 
 class Spread(_Model):
-    mean: float
+    mean: float = Field(ge=0, le=1)
     sd: float = Field(ge=0, description="Population standard deviation over the pairs.")
 
 
@@ -179,7 +179,7 @@ class SynchronyRoom(_Model):
     pairs: int = Field(ge=0)
     rr: Spread | None = Field(description="Recurrence rate over the pairs; null when withheld.")
     det: Spread | None = Field(description="Determinism over the pairs; null when withheld.")
-    led_share: Unit = Field(description="0..1 share of pairs with a clear leader.")
+    led_share: float | None = Field(ge=0, le=1, description="Share of pairs with a clear leader.")
     lag_s: LagSpread | None = Field(
         description="How far ahead leaders are (seconds), over the led pairs; null with none."
     )
@@ -190,6 +190,7 @@ class SynchronyRoom(_Model):
 
 class SynchronyParameters(_Model):
     signal: Literal["valence", "arousal", "expressiveness"]
+    window_s: float = Field(description="The longest span analysed (the event's media time).")
     sample_rate_hz: float
     embedding: int
     delay_s: float

@@ -144,3 +144,62 @@ def test_the_payload_validates_and_survives_serialisation() -> None:
     assert out is not None
     again = SynchronyWindowData.model_validate_json(out[1].model_dump_json())
     assert again == out[1] and len(again.pairs) == 3
+
+
+# -- found in review (each failed on the tracker before its fix) ---------------------------------
+
+
+def test_a_still_face_takes_no_part() -> None:
+    # A frozen camera's smoothed valence is flat up to rounding: it read as perfect synchrony.
+    tracker = SynchronyTracker(SynchronySettings(), FPS)
+    still = 0.3 + np.array([0.0, 5.551115123125783e-17] * 120)
+    _feed(tracker, {"ann": still, "bob": _led(60, 1.0, 21)[0], "cy": _led(60, 1.0, 22)[0]})
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None
+    assert out[1].room.participants == 2
+    assert {p for pair in out[1].pairs for p in (pair.a, pair.b)} == {"bob", "cy"}
+
+
+def test_someone_who_left_is_not_carried_on_by_filling() -> None:
+    # Bob's camera went off 14 s before the end: 77 % coverage kept him in, filled flat.
+    tracker = SynchronyTracker(SynchronySettings(), FPS)
+    ann, bob = _led(60, 1.0, seed=23)
+    _feed(tracker, {"ann": ann, "bob": bob[: 46 * 4], "cy": _led(60, 1.0, 24)[0]})
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None and out[1].room.participants == 2
+    assert all("bob" not in (p.a, p.b) for p in out[1].pairs)
+
+
+def test_pairs_are_named_in_id_order_whoever_came_first() -> None:
+    tracker = SynchronyTracker(SynchronySettings(), FPS)
+    zed, amy = _led(60, 1.0, seed=25)
+    _feed(tracker, {"zed": zed, "amy": amy})
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None and (out[1].pairs[0].a, out[1].pairs[0].b) == ("amy", "zed")
+    assert out[1].pairs[0].leader == "zed"
+
+
+def test_the_number_compared_and_the_grid_rate_are_bounded() -> None:
+    tracker = SynchronyTracker(SynchronySettings(max_participants=3, min_coverage=0.5), 10.0)
+    fps10 = {f"p{k}": _led(60, 1.0, seed=30 + k)[0] for k in range(5)}
+    for who, values in fps10.items():
+        for k in range(600):  # 10 fps; p0 and p1 lose their face 1 s in every 3
+            seen = who not in ("p0", "p1") or k % 30 >= 10
+            v = float(values[int(k / 10 * FPS)]) if seen else None
+            tracker.add(_frame(who, k / 10, v, faces=int(bool(seen))))
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None
+    data = out[1]
+    assert data.parameters.sample_rate_hz == 4.0  # CRQA's cost is the square of the samples
+    assert data.room.participants == 3 and data.room.pairs == 3
+    assert {p for pair in data.pairs for p in (pair.a, pair.b)} == {"p2", "p3", "p4"}
+
+
+def test_after_a_resume_no_span_reaches_into_the_gap() -> None:
+    tracker = SynchronyTracker(SynchronySettings(), FPS)
+    tracker.restart(30.0)
+    ann, bob = _led(90, 1.0, seed=26)
+    _feed(tracker, {"ann": ann, "bob": bob})
+    assert tracker.window(45.0, "participant", 3) is None  # 15 s since the resume: too short
+    out = tracker.window(60.0, "participant", 3)
+    assert out is not None and out[0] == 30.0
