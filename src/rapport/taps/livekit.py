@@ -35,6 +35,8 @@ from rapport.consent.gate import ConsentGate
 from rapport.frames import SAMPLE_RATE, AudioChunk, Utterance, VideoFrame
 from rapport.live import EndStream, LiveItem, Tick
 from rapport.sampling import Pacer
+from rapport.taps import own_events
+from rapport.taps.own_events import own_events_only
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,7 @@ class RoomTap:
 
     async def _read_video(self, identity: str, track: rtc.Track, layer: LayerWait) -> None:
         stream = rtc.VideoStream(track, capacity=1)  # only the newest frame waits
+        own_events_only(stream, own_events.VIDEO)
         pacer = Pacer()
         try:
             async for event in stream:
@@ -334,12 +337,13 @@ class RoomTap:
             asyncio.get_running_loop().create_task(stream.aclose())
 
     async def _read_audio(self, identity: str, track: rtc.Track) -> None:
-        # Frames of a whole chunk: every stream sees every stream's events (the SDK filters in
-        # Python), so 10 ms frames would cost N x 100 wake-ups a second each.
+        # Frames of a whole chunk: a wake-up per 10 ms frame would cost 100 a second per stream
+        # (and each stream sees every stream's frames unless own_events_only applied).
         chunk_ms = self._settings.livekit.audio_chunk_ms
         stream = rtc.AudioStream(
             track, sample_rate=SAMPLE_RATE, num_channels=1, frame_size_ms=chunk_ms
         )
+        own_events_only(stream, own_events.AUDIO)
         chunk = SAMPLE_RATE * chunk_ms // 1000
         parts: list[np.ndarray] = []
         held = 0
