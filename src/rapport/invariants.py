@@ -13,8 +13,8 @@ Events
   E5. A window's room `participants` counts the people who contributed data to it, and, with
       participant reporting, equals its per-participant blocks and its speaking-share keys.
   E6. Room reporting: no per-participant block, no user id as a key (random pseudonyms only), and
-      a window's room numbers are null, with `withheld` giving the reason, while fewer than
-      `reporting.min_participants` people contribute to it.
+      a window's room numbers (and its `degraded` note) are null, with `withheld` giving the
+      reason, while fewer than `reporting.min_participants` people contribute to it.
   E7. A `synchrony.window` ends where an engagement window ends and covers at most its
       `parameters.window_s` before it; it compares at least two people, has one pair per two of
       them (per-pair values only with participant reporting, each naming two of them), its rates
@@ -161,7 +161,7 @@ def _engagement_window(
         if min_participants is not None and r["participants"] < min_participants:
             _require(r["withheld"] is not None, "E6", f"seq {seq}: a room of too few shown")
             _require(
-                all(r[k] is None for k in ("engagement", "valence", "arousal", "trend", "faces")),
+                all(r.get(k) is None for k in _WITHHELD_ROOM),
                 "E6",
                 f"seq {seq}: withheld room numbers are not null",
             )
@@ -181,6 +181,7 @@ def _degraded(seq: int, note: dict[str, Any] | None, sample_fps: float | None) -
         _require(low < sample_fps, "E8", f"seq {seq}: {low} fps is not below {sample_fps}")
 
 
+_WITHHELD_ROOM = ("engagement", "valence", "arousal", "trend", "faces", "degraded")
 _UNIT = {"engagement", "speaking_share", "silence_share", "evenness", "attention", "participation"}
 _UNIT |= {"expressiveness", "rr", "det", "lam", "led_share"}
 _SIGNED = {"valence", "arousal", "from_valence", "to_valence"}

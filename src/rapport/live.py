@@ -85,6 +85,9 @@ class _Backlog:
         self._audio: dict[str, deque[tuple[_Node, int]]] = {}  # per stream: (node, samples)
         self._samples: dict[str, int] = {}
         self._n = 0  # items linked: what the LIVE_QUEUE gauge holds of this backlog
+        self.grace = 0
+        """Frames allowed past `max_video` (up to as many again) while sampling has just been
+        lowered: the frames already offered were sampled at the old rates."""
         self.dropped_video = 0
         self.dropped_audio = 0
 
@@ -97,8 +100,12 @@ class _Backlog:
         return len(self._video)
 
     @property
+    def max_video(self) -> int:
+        return self._max_video
+
+    @property
     def full(self) -> bool:
-        """A video frame put now drops the oldest waiting one."""
+        """At the bound: a video frame put now drops the oldest waiting one, unless in grace."""
         return len(self._video) >= self._max_video
 
     @property
@@ -121,7 +128,9 @@ class _Backlog:
         LIVE_QUEUE.inc()
         if isinstance(item, VideoFrame):
             self._video.append(node)
-            if len(self._video) > self._max_video:
+            if len(self._video) <= self._max_video:
+                self.grace = 0
+            elif len(self._video) > self._max_video + self.grace:
                 self._drop(self._video.popleft())
                 self.dropped_video += 1
                 _DROPPED_VIDEO.inc()
@@ -146,6 +155,8 @@ class _Backlog:
         item = node.item
         if isinstance(item, VideoFrame):
             self._video.popleft()  # the oldest waiting frame is the oldest item's
+            if len(self._video) <= self._max_video:
+                self.grace = 0
         elif isinstance(item, AudioChunk):
             nodes = self._audio[item.participant]
             _, n = nodes.popleft()
@@ -229,7 +240,9 @@ class LiveSession:
             t = _media_time(item)
             self._now = max(self._now, t if t is not None else self._now)
             if self.sampler is not None and isinstance(item, VideoFrame) and self._backlog.full:
-                self.sampler.to_floor(self._now)  # before any frame is dropped
+                if not self.sampler.at_floor:  # lower every rate instead of dropping this frame
+                    self._backlog.grace = self._backlog.max_video
+                self.sampler.to_floor(self._now)
             self._backlog.put(item)
             self._adapt()
             self._ready.notify_all()
@@ -243,6 +256,12 @@ class LiveSession:
             self._finishing = True
             self._backlog.put(_Finish(t, suspend))
             self._ready.notify_all()
+
+    def forget(self, person: str) -> None:
+        """Erasure: the sampler no longer names the person (safe from any thread)."""
+        with self._lock:
+            if self.sampler is not None:
+                self.sampler.forget(person)
 
     def waiting(self) -> list[LiveItem]:
         """The items waiting for the worker now, oldest first (O(n): for tests and diagnostics)."""
@@ -315,6 +334,8 @@ class LiveSession:
             with self._lock:  # nothing more is taken: refuse new items, let go of waiting ones
                 self._finishing = True
                 self._backlog.clear()
+                if self.sampler is not None:
+                    self.sampler.set_speaking(frozenset())  # names no one once ended
                 self.done.set()
                 self._ready.notify_all()
 

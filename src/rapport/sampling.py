@@ -87,6 +87,12 @@ class AdaptiveSampler:
     def caught_up(self, frames: int, age_s: float) -> bool:
         return age_s <= self._budget / 2 and frames <= self._calm_frames
 
+    def forget(self, person: str) -> None:
+        """Erasure or revocation: the person is no longer named here (the next session call
+        would refresh it too, but none may come)."""
+        if person in self.rates.speaking:
+            self.set_speaking(self.rates.speaking - {person})
+
     def set_speaking(self, speaking: frozenset[str]) -> None:
         if speaking != self.rates.speaking:
             r = self.rates

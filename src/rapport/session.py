@@ -504,7 +504,7 @@ class Session:
             trend = slope_per_minute([t for t, _ in self._trend], [e for _, e in self._trend])
         payload = engagement_window(w, trend, self._reporting, hidden=hidden)
         degraded = self._degraded_in(w)
-        if degraded is not None:
+        if degraded is not None and not hidden:  # withheld: how many cameras is a count too
             room = payload.room.model_copy(update={"degraded": degraded})
             payload = payload.model_copy(update={"room": room})
         with self._bus.together():  # one window, stored as one (service/runs.py)

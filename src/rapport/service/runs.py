@@ -136,6 +136,8 @@ class Runs:
         run.gate.erase(user_id)
         if run.tap is not None:
             run.tap.forget(user_id)
+        if run.live is not None:
+            run.live.forget(user_id)
         if run.session is None:
             return  # not started: it will find nothing of them
         deadline = asyncio.get_running_loop().time() + ERASE_TIMEOUT_S
