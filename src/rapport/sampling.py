@@ -163,5 +163,6 @@ class Pacer:
         if t < self._due:
             return False
         interval = 1.0 / fps
-        self._due = max(self._due + interval, t - interval)
+        nxt = self._due + interval  # on the grid; past a gap, one interval from this frame
+        self._due = nxt if t < nxt else t + interval
         return True

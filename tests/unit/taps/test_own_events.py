@@ -69,3 +69,18 @@ def test_an_sdk_without_those_internals_is_left_as_it_is(
     monkeypatch.setattr(own_events, "_warned", False)
     assert own_events_only(SimpleNamespace(), own_events.VIDEO) is False
     assert "internals changed" in caplog.text
+
+
+def test_the_sdk_streams_still_hold_what_the_narrowing_reads() -> None:
+    # The test above uses stand-ins for the streams: this one fails if livekit renames what the
+    # narrowing reads on a real VideoStream/AudioStream (the bot would quietly lose the cut).
+    import inspect
+
+    from livekit import rtc
+
+    for cls in (rtc.VideoStream, rtc.AudioStream):
+        source = inspect.getsource(cls)
+        assert "self._ffi_queue = FfiClient.instance.queue.subscribe(" in source, cls
+        assert "self._ffi_handle = FfiHandle(" in source, cls
+    event = _event(own_events.AUDIO, 9)
+    assert event.audio_stream_event.stream_handle == 9
