@@ -124,6 +124,23 @@ class Speaking(Stepped):
     speaking: frozenset[str] = frozenset({"alice"})
 
 
+def _sampled(
+    session: object, backlog: int, *, fps: float = 4.0, audio_s: float = 1.0
+) -> tuple[AdaptiveSampler, LiveSession]:
+    """A live queue over `session` with a sampler (floor 1 fps, budget 0.5 s, restore 1 s)."""
+    sampler = AdaptiveSampler(
+        sample_fps=fps, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=backlog, restore_s=1.0
+    )
+    live = LiveSession(
+        lambda: session,  # type: ignore[arg-type, return-value]
+        max_backlog=backlog,
+        max_audio_backlog_s=audio_s,
+        name="live-sampled",
+        sampler=sampler,
+    )
+    return sampler, live
+
+
 class SampledQueue(RuleBasedStateMachine):
     """The live queue with a sampler, its worker stepped by the test: a frame is dropped only
     when every rate is at the floor; drained and caught up, every rate comes back."""
@@ -131,16 +148,7 @@ class SampledQueue(RuleBasedStateMachine):
     @initialize(backlog=st.integers(1, 6))
     def start(self, backlog: int) -> None:
         self.session = Speaking()
-        self.sampler = AdaptiveSampler(
-            sample_fps=4.0, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=backlog, restore_s=1
-        )
-        self.live = LiveSession(
-            lambda: self.session,  # type: ignore[arg-type, return-value]
-            max_backlog=backlog,
-            max_audio_backlog_s=1.0,
-            name="live-sampled",
-            sampler=self.sampler,
-        )
+        self.sampler, self.live = _sampled(self.session, backlog)
         self.backlog = backlog
         self.live.start()
         self.now = 0.0
@@ -263,17 +271,8 @@ def test_a_lagging_session_is_sampled_less_listeners_first_and_its_windows_say_s
     for who in ("alice", "bob"):
         room.gate.grant(Grant(f"con_{who}", who, frozenset({"face", "voice", "text"}), 1e9))
     fps = room.settings.video.sample_fps
-    sampler = AdaptiveSampler(
-        sample_fps=fps, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=64, restore_s=1.0
-    )
     stalling = Stalling(room.session)
-    live = LiveSession(
-        lambda: stalling,  # type: ignore[arg-type, return-value]
-        max_backlog=64,
-        max_audio_backlog_s=10.0,
-        name="live-lagging",
-        sampler=sampler,
-    )
+    sampler, live = _sampled(stalling, 64, fps=fps, audio_s=10.0)
     live.start()
     pacers = {"alice": Pacer(), "bob": Pacer()}
     seen: list[tuple[float, float, float]] = []  # (t, alice's rate, bob's rate) during the stall
@@ -351,20 +350,12 @@ def test_revocation_leaves_no_lowered_rate_behind_and_a_withheld_window_says_not
 def test_an_erased_speaker_is_not_named_by_the_sampler_nor_after_the_end() -> None:
     # Review: the sampler kept naming an erased speaker until the next session call (none may
     # come), and after the session ended.
-    sampler = AdaptiveSampler(
-        sample_fps=4.0, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=8, restore_s=1.0
-    )
     session = Speaking()
-    live = LiveSession(
-        lambda: session,  # type: ignore[arg-type, return-value]
-        max_backlog=8,
-        max_audio_backlog_s=1.0,
-        name="live-erase",
-        sampler=sampler,
-    )
+    sampler, live = _sampled(session, 8)
     live.start()
     live.put(Tick(0.25))
-    assert session.permits.release() is None and session.recorded.acquire(timeout=WAIT_S)
+    session.permits.release()
+    assert session.recorded.acquire(timeout=WAIT_S)
     assert live.wait_idle(WAIT_S)
     assert sampler.rates.speaking == {"alice"}
     live.forget("alice")
