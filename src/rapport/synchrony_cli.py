@@ -15,20 +15,15 @@ import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from rapport.analytics.crqa import (
-    LEAD_Z,
-    Lead,
-    RqaMeasures,
-    RqaParams,
-    crqa,
-    flat,
-    lead,
-    zscore,
-)
+from rapport.analytics.rqa_params import RqaParams
 from rapport.errors import InputError
+
+if TYPE_CHECKING:  # numpy and the maths load when the command runs, not at every `rapport` start
+    import numpy as np
+
+    from rapport.analytics.crqa import Lead, RqaMeasures
 
 DEFAULT_RATE = 4.0  # Hz: the pipeline's expression series
 TIME_COLUMNS = ("t", "time")
@@ -65,6 +60,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rapport.analytics.crqa import LEAD_Z, crqa, flat, lead, zscore
+
     (x, rate_a), (y, rate_b) = (read_series(p, args.column) for p in (args.a, args.b))
     rate = args.rate or rate_a or rate_b or DEFAULT_RATE
     if args.rate is None and rate_a and rate_b and not math.isclose(rate_a, rate_b, rel_tol=0.01):
@@ -143,6 +140,8 @@ def table(m: RqaMeasures) -> str:
 
 
 def lead_line(who: Lead, a: str, b: str, rate: float) -> str:
+    from rapport.analytics.crqa import LEAD_Z
+
     if not who.clear:
         return f"no clear leader (peak at lag {who.lag / rate:+g} s, z {who.z:.1f} < {LEAD_Z:g})"
     first, second = (a, b) if who.lag > 0 else (b, a)
@@ -153,6 +152,8 @@ def lead_line(who: Lead, a: str, b: str, rate: float) -> str:
 
 
 def read_series(path: Path, column: str | None) -> tuple[np.ndarray, float | None]:
+    import numpy as np
+
     """The series and, when a t/time column gives it, its sample rate."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -200,6 +201,8 @@ def _is_number(cell: str) -> bool:
 
 
 def _numbers(path: Path, rows: list[tuple[int, list[str]]], index: int, what: str) -> np.ndarray:
+    import numpy as np
+
     out = np.empty(len(rows))
     for k, (line, row) in enumerate(rows):
         cell = row[index].strip() if index < len(row) else ""

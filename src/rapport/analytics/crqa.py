@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-Metric = Literal["euclidean", "maximum"]
+from rapport.analytics.rqa_params import Metric as Metric
+from rapport.analytics.rqa_params import RqaParams as RqaParams
+
 F64 = NDArray[np.float64]
 
 # The default threshold on Lead.z. Over pairs of independent AR(1) series (phi 0.5..0.95,
@@ -49,37 +51,6 @@ LEAD_Z = 6.0
 _CHUNK_CELLS = 1 << 19
 
 
-@dataclass(frozen=True, slots=True)
-class RqaParams:
-    """embedding m >= 1, delay d >= 1 (samples), radius > 0 (in the series' units: z-scores when
-    standardised), theiler w >= 0 (0: no band removed), min_line >= 1 (lmin, for diagonal and
-    vertical lines)."""
-
-    embedding: int = 3
-    delay: int = 1
-    radius: float = 0.5
-    theiler: int = 0
-    min_line: int = 2
-    metric: Metric = "euclidean"
-
-    def __post_init__(self) -> None:
-        if self.embedding < 1:
-            raise ValueError(f"embedding must be >= 1, got {self.embedding}")
-        if self.delay < 1:
-            raise ValueError(f"delay must be >= 1, got {self.delay}")
-        if not (math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"radius must be a finite number > 0, got {self.radius}")
-        if self.theiler < 0:
-            raise ValueError(f"theiler must be >= 0, got {self.theiler}")
-        if self.min_line < 1:
-            raise ValueError(f"min_line must be >= 1, got {self.min_line}")
-        if self.metric not in ("euclidean", "maximum"):
-            raise ValueError(f"metric must be 'euclidean' or 'maximum', got {self.metric!r}")
-
-    @property
-    def span(self) -> int:
-        """Samples one embedded vector covers: (m - 1) * d + 1."""
-        return (self.embedding - 1) * self.delay + 1
 
 
 @dataclass(frozen=True, slots=True)
