@@ -9,10 +9,20 @@ live loop: the session never reaches the tap or this class.
 
 Behind: the oldest frame not yet through the session is older than `livekit.lag_budget_s`, or more
 than half of `livekit.max_backlog` frames wait. Caught up: at most half the budget and a quarter of
-the backlog (hysteresis: in between, rates hold). A step down at most once per budget (the frames
-already queued were sampled at the old rate); a step up after `livekit.restore_s` caught up, and
-each further step after as long again. A full backlog (a frame about to be dropped) takes every
-rate to the floor first: nothing is dropped while a rate can still go down.
+the backlog (hysteresis: in between, rates hold). Going down, by time or by count:
+- by time: once behind for a whole budget (a shorter stall, e.g. a window's emission, drains by
+  itself); again only after the last step could show (a budget plus the lowered rate's old
+  interval, when the cameras reach their next due times) and while the waiting frames have not
+  gone down (a lag that drains needs no further step, although its oldest frame still ages);
+- by count: each time the waiting frames pass a further eighth of the backlog above half (5/8,
+  3/4, 7/8) and have grown an eighth since the last step, at once (at 32 cameras and 4 fps the
+  backlog fills in half a second, quicker than steps by time, and the listeners-first order must
+  hold all the same);
+- a full backlog (a frame about to be dropped) takes every rate to the floor first: nothing is
+  dropped while a rate can still go down.
+Coming back: a step up after `livekit.restore_s` caught up, and each further step after as long
+again; only a lag that lasts a budget breaks that streak, not a blip. When nobody speaks the
+listeners' rate comes back first (the speakers' follows it, never below).
 
 Time is media time (the items' own), so tests run it on a virtual clock. Not thread-safe: the
 live queue calls the mutators under its lock; `rate` reads one immutable snapshot, from any thread.
@@ -57,10 +67,16 @@ class AdaptiveSampler:
         self._budget = lag_budget_s
         self._behind_frames = max_backlog // 2
         self._calm_frames = max_backlog // 4
+        self._levels = tuple(max_backlog * k // 8 for k in (5, 6, 7))
+        self._eighth = max(1, max_backlog // 8)
         self._restore = restore_s
         self.rates = Rates(sample_fps, sample_fps)
         self._last_down: float | None = None
-        self._calm_since: float | None = None
+        self._calm_since: float | None = None  # the caught-up streak
+        self._behind_since: float | None = None  # this lag episode
+        self._uncalm_since: float | None = None  # not caught up since
+        self._at_down = (0, 0)  # (count level, frames waiting) at the last step since caught up
+        self._settle = 0.0  # the lowered rate's old interval
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdaptiveSampler:
@@ -102,18 +118,37 @@ class AdaptiveSampler:
         """The queue at media time `now`: `frames` video frames waiting, the oldest frame not yet
         through the session `age_s` old."""
         if self.behind(frames, age_s):
-            self._calm_since = None
-            due = self._last_down is None or now - self._last_down >= self._budget
-            if due and self._step_down():
-                self._last_down = now
-        elif self.caught_up(frames, age_s):
+            if self._behind_since is None:
+                self._behind_since = now
+            since = None if self._last_down is None else now - self._last_down
+            level = sum(frames > n for n in self._levels)
+            # A further eighth of the backlog since the last step, whatever made that step.
+            by_count = level > self._at_down[0] and frames >= self._at_down[1] + self._eighth
+            # A lowered rate shows once the cameras reach their next due times (one old interval).
+            by_time = (
+                now - self._behind_since >= self._budget
+                and (since is None or since >= self._budget + self._settle)
+                and (
+                    since is None or since > now - self._behind_since or frames >= self._at_down[1]
+                )
+            )
+            if (by_count or by_time) and self._step_down():
+                self._last_down, self._at_down = now, (level, frames)
+                self._calm_since = None
+        else:
+            self._behind_since = None
+        if self.caught_up(frames, age_s):
+            self._uncalm_since, self._at_down = None, (0, 0)  # levels count again from here
             if self._calm_since is None:
                 self._calm_since = now
             elif now - self._calm_since >= self._restore:
                 self._step_up()
                 self._calm_since = now  # the next step after as long again
         else:
-            self._calm_since = None
+            if self._uncalm_since is None:
+                self._uncalm_since = now
+            if now - self._uncalm_since >= self._budget:
+                self._calm_since = None
 
     def to_floor(self, now: float) -> None:
         """A frame is about to be dropped: every rate goes to the floor first."""
@@ -126,8 +161,10 @@ class AdaptiveSampler:
         r = self.rates
         if r.listener > self.min_fps:
             self.rates = Rates(r.speaker, max(self.min_fps, r.listener / 2), r.speaking)
+            self._settle = 1.0 / r.listener
         elif r.speaker > self.min_fps:
             self.rates = Rates(max(self.min_fps, r.speaker / 2), r.listener, r.speaking)
+            self._settle = 1.0 / r.speaker
         else:
             return False
         log.info(
@@ -138,7 +175,10 @@ class AdaptiveSampler:
 
     def _step_up(self) -> None:
         r = self.rates
-        if r.speaker < self.max_fps:
+        if not r.speaking and r.listener < self.max_fps:  # nobody to favour
+            listener = min(self.max_fps, r.listener * 2)
+            self.rates = Rates(max(r.speaker, listener), listener, r.speaking)
+        elif r.speaker < self.max_fps:
             self.rates = Rates(min(self.max_fps, r.speaker * 2), r.listener, r.speaking)
         elif r.listener < self.max_fps:
             self.rates = Rates(r.speaker, min(self.max_fps, r.listener * 2), r.speaking)

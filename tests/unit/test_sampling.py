@@ -5,6 +5,7 @@ its cameras are sampled less, nothing is dropped, and the windows affected say s
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import threading
@@ -49,8 +50,14 @@ class Sampling(RuleBasedStateMachine):
         )
         self.fps, self.floor, self.budget, self.restore = fps, min(fps, floor), budget, restore
         self.now = 0.0
-        self.last_down: float | None = None  # model: the last step down (or overflow)
-        self.calm_since: float | None = None  # model: the start of the caught-up streak
+        self.backlog = backlog
+        # The model of the controller (sampling.py's notes), kept apart from the code.
+        self.last_down: float | None = None  # the last step down (or overflow)
+        self.settle = 0.0  # the old interval of the rate last lowered
+        self.calm_since: float | None = None  # the start of the caught-up streak
+        self.uncalm_since: float | None = None
+        self.behind_since: float | None = None
+        self.at_down = (0, 0)  # (count level, frames) at the last step since caught up
 
     def _rates(self) -> tuple[float, float]:
         return self.s.rates.speaker, self.s.rates.listener
@@ -69,16 +76,38 @@ class Sampling(RuleBasedStateMachine):
         after = self._rates()
         down = any(a < b for a, b in zip(after, before, strict=True))
         up = any(a > b for a, b in zip(after, before, strict=True))
+        floor = (self.floor, self.floor)
         if behind:
-            self.calm_since = None
-            due = self.last_down is None or self.now - self.last_down >= self.budget
             assert not up
-            assert down == (due and before != (self.floor, self.floor))  # goes down while it can
+            if self.behind_since is None:
+                self.behind_since = self.now
+            since = None if self.last_down is None else self.now - self.last_down
+            level = sum(frames > self.backlog * k // 8 for k in (5, 6, 7))
+            # A further eighth of the backlog since the last step: at once.
+            eighth = max(1, self.backlog // 8)
+            by_count = level > self.at_down[0] and frames >= self.at_down[1] + eighth
+            by_time = (  # a lag that lasted a budget, and does not shrink after a step
+                self.now - self.behind_since >= self.budget
+                and (since is None or since >= self.budget + self.settle)
+                and (
+                    since is None
+                    or since > self.now - self.behind_since
+                    or frames >= self.at_down[1]
+                )
+            )
+            assert down == ((by_count or by_time) and before != floor)
             if down:
-                self.last_down = self.now
+                self.last_down, self.at_down, self.calm_since = self.now, (level, frames), None
                 # Listeners go first: the speakers' rate moves only with listeners at the floor.
-                assert after[0] == before[0] or before[1] == self.floor
-        elif calm:
+                if after[0] == before[0]:
+                    self.settle = 1.0 / before[1]
+                else:
+                    assert before[1] == self.floor
+                    self.settle = 1.0 / before[0]
+        else:
+            self.behind_since = None
+        if calm:
+            self.uncalm_since, self.at_down = None, (0, 0)
             assert not down
             if self.calm_since is None:
                 self.calm_since = self.now
@@ -86,13 +115,19 @@ class Sampling(RuleBasedStateMachine):
             elif self.now - self.calm_since >= self.restore:
                 assert up == (before != (self.fps, self.fps))  # comes back while it can
                 self.calm_since = self.now
-                if up:  # speakers first
+                if up and self.s.rates.speaking:  # speakers first
                     assert after[1] == before[1] or before[0] == self.fps
+                elif up:  # nobody speaks: listeners first
+                    assert after[1] > before[1] or before[1] == self.fps
             else:
                 assert not up
         else:
-            self.calm_since = None
-            assert after == before  # the hysteresis band holds
+            if self.uncalm_since is None:
+                self.uncalm_since = self.now
+            if self.now - self.uncalm_since >= self.budget:  # a lag, not a blip
+                self.calm_since = None
+            if not behind:
+                assert after == before  # the hysteresis band holds
 
     @rule(speaking=st.frozensets(st.sampled_from(PEOPLE)))
     def speakers(self, speaking: frozenset[str]) -> None:
@@ -118,6 +153,105 @@ class Sampling(RuleBasedStateMachine):
 
 
 TestSampling = Sampling.TestCase
+
+
+def _simulate(
+    cameras: int,
+    speakers: int,
+    cost_s: float,
+    seconds: float,
+    *,
+    stalls: tuple[tuple[float, float], ...] = (),
+    backlog: int = 64,
+) -> tuple[list[tuple[float, float, float]], int]:
+    """The sampler driving a queue as the live loop does, on a virtual clock: cameras at 10 fps
+    (sampled at 4 by their Pacers, floor 1, budget 0.5 s, restore 5 s), a session taking `cost_s`
+    per frame and busy for `stalls` (start, length) besides. Returns (t, speaker fps, listener
+    fps) after every frame offered, and the frames dropped."""
+    sampler = AdaptiveSampler(
+        sample_fps=4.0, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=backlog, restore_s=5.0
+    )
+    sampler.set_speaking(frozenset(f"c{i}" for i in range(speakers)))
+    pacers = [Pacer() for _ in range(cameras)]
+    offered = sorted(
+        (round(k / 10 + (i * 0.0137) % 0.1, 6), i)
+        for i in range(cameras)
+        for k in range(int(seconds * 10))
+    )
+    waiting: collections.deque[float] = collections.deque()
+    in_hand: float | None = None
+    busy_until = 0.0
+    dropped = grace = 0
+    history = []
+
+    def age(now: float) -> float:
+        oldest = in_hand if in_hand is not None else (waiting[0] if waiting else None)
+        return 0.0 if oldest is None else now - oldest
+
+    def take(now: float) -> None:
+        nonlocal in_hand, busy_until
+        in_hand = waiting.popleft()
+        busy_until = now + cost_s + sum(d for s, d in stalls if now <= s < now + cost_s)
+
+    for t, i in offered:
+        while in_hand is not None and busy_until <= t:
+            now, in_hand = busy_until, None
+            if waiting:
+                take(now)
+            sampler.observe(now, len(waiting), age(now))
+        if pacers[i].take(t, sampler.rate(f"c{i}")):
+            if len(waiting) >= backlog:  # as LiveSession.put: the floor first, with grace
+                if not sampler.at_floor:
+                    grace = backlog
+                sampler.to_floor(t)
+            waiting.append(t)
+            if len(waiting) <= backlog:
+                grace = 0
+            elif len(waiting) > backlog + grace:
+                waiting.popleft()
+                dropped += 1
+            if in_hand is None:
+                take(t)
+            sampler.observe(t, len(waiting), age(t))
+        history.append((t, sampler.rates.speaker, sampler.rates.listener))
+    return history, dropped
+
+
+def test_short_stalls_lower_no_rate() -> None:
+    # 8 cameras, a session at 16 % load that stalls 0.6 s every 5 s (a window's emission, GC):
+    # the rates ratcheted down a step per stall and never came back (restore_s is 5 s too).
+    history, dropped = _simulate(8, 1, 0.005, 60, stalls=tuple((k * 5 + 2, 0.6) for k in range(12)))
+    assert {(sp, li) for _, sp, li in history} == {(4.0, 4.0)} and dropped == 0
+
+
+def test_a_draining_lag_takes_no_further_step_and_speakers_keep_their_rate() -> None:
+    # 32 cameras, one speaker, a session taking 50 frames/s: listeners at 1 fps and the speaker
+    # at 4 (35 frames/s) fit. The speaker went to 1 while the backlog was already draining.
+    history, dropped = _simulate(32, 1, 0.020, 30)
+    assert dropped == 0
+    assert min(sp for _, sp, _ in history) >= 2.0
+    assert [li for t, _, li in history if t > 1.5] and max(
+        li for t, _, li in history if 1.5 < t < 8
+    ) == 1.0
+
+
+def test_a_fast_filling_backlog_steps_listeners_first_and_drops_nothing() -> None:
+    # 32 cameras fill the 64-frame backlog within half a second, quicker than steps by time: the
+    # steps by count keep the listeners-first order and nothing is dropped (8 were).
+    history, dropped = _simulate(32, 1, 0.030, 30)
+    assert dropped == 0
+    rates = [(sp, li) for _, sp, li in history]
+    first_speaker_step = next(i for i, (sp, _) in enumerate(rates) if sp < 4.0)
+    assert rates[first_speaker_step][1] == 1.0  # listeners already at the floor
+    assert (2.0, 1.0) in rates  # the speakers' rate went down a step, not to the floor at once
+
+
+def test_with_nobody_speaking_listeners_come_back_first() -> None:
+    history, _ = _simulate(32, 0, 0.020, 30)
+    ups = [(a, b) for a, b in itertools.pairwise(history) if b[2] > a[2]]
+    assert ups, "the listeners' rate never came back"
+    _, speaker, listener = ups[0][1]
+    assert listener == 2.0 and speaker >= listener
 
 
 class Speaking(Stepped):
@@ -272,7 +406,8 @@ def test_a_lagging_session_is_sampled_less_listeners_first_and_its_windows_say_s
         room.gate.grant(Grant(f"con_{who}", who, frozenset({"face", "voice", "text"}), 1e9))
     fps = room.settings.video.sample_fps
     stalling = Stalling(room.session)
-    sampler, live = _sampled(stalling, 64, fps=fps, audio_s=10.0)
+    # 20 frames: a 3 s stall at 2 x 4 fps (24 frames) would drop 4 but for the lowered rates.
+    sampler, live = _sampled(stalling, 20, fps=fps, audio_s=10.0)
     live.start()
     pacers = {"alice": Pacer(), "bob": Pacer()}
     seen: list[tuple[float, float, float]] = []  # (t, alice's rate, bob's rate) during the stall
@@ -305,8 +440,9 @@ def test_a_lagging_session_is_sampled_less_listeners_first_and_its_windows_say_s
     # Behind: bob (listening) went down first and to the floor; alice never below him.
     assert all(a >= b for _, a, b in seen)
     first_bob = next(t for t, _, b in seen if b < fps)
+    bob_floor = next(t for t, _, b in seen if b == 1.0)
     first_alice = next(t for t, a, _ in seen if a < fps)
-    assert first_bob < first_alice and seen[-1][1:] == (1.0, 1.0)
+    assert first_bob < bob_floor <= first_alice and seen[-1][2] == 1.0
     assert (sampler.rate("alice"), sampler.rate("bob")) == (fps, fps)  # caught up: back
 
     windows = {

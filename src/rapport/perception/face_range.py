@@ -12,8 +12,10 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
   TO_FULL of the frame's longer side is seen (short range's limit is ~1/7), when no face has been
   found for MISS_S, or when the full-range probe run on its first frame and every PROBE_S after
   finds more faces than short did (a gallery of small tiles switches at once);
-- it switches back once every frame for SETTLE_S had a face and all faces were at least TO_SHORT
-  of the longer side (a gap of sizes between the two thresholds, so it does not flap);
+- it switches back once every frame for SETTLE_S had a face, all at least TO_FULL of the longer
+  side, and either all were at least TO_SHORT or short range, asked on that frame, finds every
+  one of them (a stream sent to full range by a moment without a face, e.g. blank frames as a
+  camera starts, comes back);
 - full range adds its tiles only where they find faces the whole-frame pass misses: a tiled pass
   every PROBE_S, and on every frame for SETTLE_S after one found more (one face of a talking head
   costs ~3 ms a frame, not ~25). `faces.detector: full` tiles every frame.
@@ -181,7 +183,7 @@ class RangeChoice:
                 found = detector.detect(rgb)
                 self.tiled += isinstance(detector, TiledDetector)
             if not self._fixed:
-                self._after_full(t, found, long_side)
+                self._after_full(t, found, rgb)
             return found
         assert short is not None and full is not None
         found = short.detect(rgb)
@@ -209,14 +211,26 @@ class RangeChoice:
             return found
         return full.detect_whole(rgb)
 
-    def _after_full(self, t: float, found: list[Detection], long_side: int) -> None:
-        if found and all(d.box.width >= TO_SHORT * long_side for d in found):
-            if self._settled_since is None:
-                self._settled_since = t
-            elif t - self._settled_since >= SETTLE_S:
-                self._switch("short", t)
-        else:
+    def _after_full(self, t: float, found: list[Detection], rgb: NDArray[np.uint8]) -> None:
+        long_side = max(rgb.shape[:2])
+        if not found or any(d.box.width < TO_FULL * long_side for d in found):
             self._settled_since = None
+        elif self._settled_since is None:
+            self._settled_since = t
+        elif t - self._settled_since >= SETTLE_S:
+            if all(d.box.width >= TO_SHORT * long_side for d in found) or self._short_finds(
+                rgb, found
+            ):
+                self._switch("short", t)
+            else:
+                self._settled_since = t  # asked again after as long
+
+    def _short_finds(self, rgb: NDArray[np.uint8], found: list[Detection]) -> bool:
+        """Short range finds every face full range found here (faces between TO_FULL and TO_SHORT:
+        short range's limit depends on the face, so it is asked, once per SETTLE_S)."""
+        assert self._d.short is not None
+        short = self._d.short.detect(rgb)
+        return all(any(_same_face(f.box, s.box) for s in short) for f in found)
 
     def _switch(self, to: Range, t: float) -> None:
         self.current = to

@@ -77,6 +77,9 @@ class TapStats:
     """Frames taken for the session (after sampling)."""
     video_frames_above_layer: int = 0
     """Frames dropped for being larger than the LOW layer asked for (before it came)."""
+    video_frames_too_small: int = 0
+    """Frames dropped for being too small to hold a face of faces.min_face_px (the 8x8 frames
+    WebRTC decodes while a layer starts or stops)."""
     video_size: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Last received (width, height) per participant, before downscaling."""
     video_largest_taken: tuple[int, int] = (0, 0)
@@ -96,6 +99,7 @@ class TapStats:
             "ever_subscribed": sorted(self.ever_subscribed),
             "video_frames": self.video_frames,
             "video_frames_above_layer": self.video_frames_above_layer,
+            "video_frames_too_small": self.video_frames_too_small,
             "video_size": {k: list(v) for k, v in sorted(self.video_size.items())},
             "video_largest_taken": list(self.video_largest_taken),
             "audio_chunks": self.audio_chunks,
@@ -320,6 +324,9 @@ class RoomTap:
                 t = self.now()
                 frame = event.frame
                 self.stats.video_size[identity] = (frame.width, frame.height)
+                if min(frame.width, frame.height) < self._settings.faces.min_face_px:
+                    self.stats.video_frames_too_small += 1  # no face fits: no "no face" either
+                    continue
                 if not layer.admits(frame.width, frame.height, t):
                     self.stats.video_frames_above_layer += 1
                     continue

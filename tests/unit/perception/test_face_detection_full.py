@@ -158,6 +158,30 @@ def test_auto_switches_on_small_faces_and_back(detectors: FaceDetectors) -> None
     assert cam.switches == 2
 
 
+def test_auto_comes_back_to_short_range_where_it_finds_the_face(
+    detectors: FaceDetectors,
+) -> None:
+    # The bot's LOW layer: a talking head 19 % of a 320x180 frame, between TO_FULL and TO_SHORT.
+    # Blank frames as the camera started sent the stream to full range, and it stayed there for
+    # good (twice the cost per frame): short range finds this face, so it now comes back.
+    blank = np.zeros((180, 320, 3), np.uint8)
+    head = scene([62], size=(320, 180), seed=0, backdrop="office")
+    cam = detectors.for_stream("ann")
+    t = 0.0
+    while cam.current == "short":
+        assert cam.detect(t, blank) == []
+        t += 0.25
+    start = t
+    while cam.current == "full" and t - start < 3 * SETTLE_S:
+        assert len(cam.detect(t, head.rgb)) == 1
+        t += 0.25
+    assert cam.current == "short" and t - start == pytest.approx(SETTLE_S + 0.25)
+    for _ in range(4 * 30):  # and stays: short range keeps finding it
+        assert len(cam.detect(t, head.rgb)) == 1
+        t += 0.25
+    assert (cam.current, cam.switches) == ("short", 2)
+
+
 class _Scripted:
     """Stands in for a detector: returns the next scripted list of face widths."""
 
@@ -194,6 +218,30 @@ def test_auto_probe_switches_when_full_range_finds_more() -> None:
     assert cam.current == "short" and d.full.calls == 1  # type: ignore[attr-defined]
     assert len(cam.detect(10.0, frame)) == 3  # the probe's result is used
     assert cam.current == "full"
+
+
+def test_auto_stays_on_full_range_while_short_range_misses_a_face() -> None:
+    # 120 px of 640 (19 %): between the thresholds, short range is asked once per SETTLE_S.
+    d = FaceDetectors.__new__(FaceDetectors)
+    d.mode = "auto"
+    d.short = _Scripted("s", [[], [], [], [120]])  # type: ignore[assignment]
+    d.full = _Scripted("f", [[120]])  # type: ignore[assignment]
+    cam = RangeChoice(d, "ann")
+    frame = np.zeros((360, 640, 3), np.uint8)
+    t = 0.0
+    while cam.current == "short":  # the first frame, then misses for MISS_S
+        cam.detect(t, frame)
+        t += 0.5
+    asked = d.short.calls  # type: ignore[attr-defined]
+    for _ in range(int(3 * SETTLE_S / 0.5)):
+        assert len(cam.detect(t, frame)) == 1
+        t += 0.5
+    assert cam.current == "full"  # short range missed it each time it was asked
+    assert d.short.calls - asked == 2  # type: ignore[attr-defined]
+    while cam.current == "full":
+        cam.detect(t, frame)
+        t += 0.5
+    assert d.short.calls - asked == 3  # type: ignore[attr-defined]
 
 
 def test_names_say_what_can_run(models_dir: Path, detectors: FaceDetectors) -> None:
