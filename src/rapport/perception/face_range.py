@@ -9,8 +9,9 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
 `auto` keeps one small state machine per stream (RangeChoice), on media time, with hysteresis:
 - a shared room camera (no owner) always runs full range;
 - a participant's camera starts on short range and switches to full when a face narrower than
-  TO_FULL of the frame's longer side is seen (short range's limit is ~1/7), when no face has been
-  found for MISS_S, or when the full-range probe run on its first frame and every PROBE_S after
+  TO_FULL of the frame's longer side (short range's limit is ~1/7) has been seen for MISS_S (one
+  small frame is no trend: box widths vary by ~10 % frame to frame), when no face has been found
+  for MISS_S, or when the full-range probe run on its first frame and every PROBE_S after
   finds more faces than short did (a gallery of small tiles switches at once);
 - it switches back once every frame for SETTLE_S had a face, all at least TO_FULL of the longer
   side, and either all were at least TO_SHORT or short range, asked on that frame, finds every
@@ -23,6 +24,7 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Final, Literal
@@ -33,6 +35,8 @@ from numpy.typing import NDArray
 from rapport.config import FaceSettings, RuntimeSettings
 from rapport.frames import Box, Detection
 from rapport.perception.face_detection import FULL_RANGE, SHORT_RANGE, FaceDetector
+
+log = logging.getLogger(__name__)
 
 Range = Literal["short", "full"]
 
@@ -162,6 +166,7 @@ class RangeChoice:
             self.current = detectors.mode
         self._fixed = detectors.mode != "auto" or owner is None
         self._last_face = -math.inf  # when short range last found a face
+        self._small_since: float | None = None  # short range: since when a face is small
         self._settled_since: float | None = None  # full range: since when all faces are large
         self._last_probe: float | None = None
         self._tiles_until = -math.inf  # full range: tile every frame until then
@@ -191,14 +196,20 @@ class RangeChoice:
             self._last_face, self._last_probe = t, t - PROBE_S
         if found:
             self._last_face = t
-        small = any(d.box.width < TO_FULL * long_side for d in found)
+        if any(d.box.width < TO_FULL * long_side for d in found):
+            self._small_since = t if self._small_since is None else self._small_since
+        elif found:
+            self._small_since = None
+        # Held for MISS_S: a talking head near TO_FULL measures either side of it frame by frame.
+        small = self._small_since is not None and t - self._small_since >= MISS_S
         probe: list[Detection] | None = None
         if t - self._last_probe >= PROBE_S:
             self._last_probe = t
             probe = full.detect(rgb)
         more = probe is not None and len(probe) > len(found)
         if small or more or t - self._last_face >= MISS_S:
-            self._switch("full", t)
+            why = "a small face" if small else "more faces" if more else "no face"
+            self._switch("full", t, why)
         return probe if probe is not None and more else found
 
     def _full(self, t: float, full: TiledDetector, rgb: NDArray[np.uint8]) -> list[Detection]:
@@ -221,7 +232,7 @@ class RangeChoice:
             if all(d.box.width >= TO_SHORT * long_side for d in found) or self._short_finds(
                 rgb, found
             ):
-                self._switch("short", t)
+                self._switch("short", t, "large faces")
             else:
                 self._settled_since = t  # asked again after as long
 
@@ -232,9 +243,11 @@ class RangeChoice:
         short = self._d.short.detect(rgb)
         return all(any(_same_face(f.box, s.box) for s in short) for f in found)
 
-    def _switch(self, to: Range, t: float) -> None:
+    def _switch(self, to: Range, t: float, why: str) -> None:
+        log.debug("face detection range: %s (%s)", to, why, extra={"t": t})
         self.current = to
         self.switches += 1
         self._settled_since = None
         self._next_tiles = -math.inf  # a switch to full range starts with a tiled pass
         self._last_face = self._last_probe = t
+        self._small_since = None

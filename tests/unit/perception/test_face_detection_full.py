@@ -244,6 +244,27 @@ def test_auto_stays_on_full_range_while_short_range_misses_a_face() -> None:
     assert d.short.calls - asked == 3  # type: ignore[attr-defined]
 
 
+def test_auto_takes_a_face_as_small_only_when_it_stays_small() -> None:
+    # A talking head near TO_FULL (17 % of 640 is 109 px): short range measures it 100 px on one
+    # frame, 115 px on the next. It switched to full range on the first small frame; now a face
+    # must stay small for MISS_S, as a lost face must stay lost.
+    d = FaceDetectors.__new__(FaceDetectors)
+    d.mode = "auto"
+    d.short = _Scripted("s", [[100], [115]] * 200)  # type: ignore[assignment]
+    d.full = _Scripted("f", [[110]])  # type: ignore[assignment]
+    cam = RangeChoice(d, "ann")
+    frame = np.zeros((360, 640, 3), np.uint8)
+    for k in range(4 * 30):
+        assert len(cam.detect(k / 4, frame)) == 1
+    assert (cam.current, cam.switches) == ("short", 0)
+    d.short = _Scripted("s", [[100]])  # type: ignore[assignment]
+    start = t = 30.0
+    while cam.current == "short":
+        cam.detect(t, frame)
+        t += 0.25
+    assert t - start == pytest.approx(MISS_S + 0.25)
+
+
 def test_names_say_what_can_run(models_dir: Path, detectors: FaceDetectors) -> None:
     assert detectors.name == "blazeface-short-range@onnx-cpu|blazeface-full-range@onnx-cpu"
     runtime = RuntimeSettings()
