@@ -2,7 +2,8 @@
 """The LiveKit bot under load: window latency, CPU and memory of `rapport serve` per participant.
 
     .venv/bin/python scripts/bench_livekit.py [--participants 1,4,8,16] [--duration 30]
-        [--window 5] [--size 1280x720] [--fps 10] [--no-speech] [--detail] [--keep]
+        [--window 5] [--size 1280x720] [--fps 10] [--no-speech] [--talk turns|all] [--turn 4]
+        [--detail] [--keep]
         [--publisher go|python]
 
 A real livekit-server (rapport.livekit.LocalServer, loopback only) and one `rapport serve` (SQLite
@@ -42,7 +43,10 @@ Python publishers cost far more than the bot (VP8 simulcast of 1280x720 at 10 fp
 each): on a small machine they starve the bot from about 8 participants. `--size 320x180` hands the
 bot the same frames as 1280x720's LOW layer (320x180) at a fraction of that cost, and `--pin K`
 gives the bot K CPUs of its own (sched_setaffinity on every thread; the publishers and
-livekit-server share the rest), so that it does not wait for CPU behind them. `--no-speech`
+livekit-server share the rest), so that it does not wait for CPU behind them. The Go publishers
+speak in turn by default (`--talk turns`: one at a time, `--turn` seconds each, silence between,
+as in a meeting); `--talk all` has everyone speak the whole recording at once, the worst case for
+the voice heads (every microphone's speech measured, cut and scored). `--no-speech`
 publishes silence (no VAD segments, no transcript).
 
 Capture-to-bot delay is not measured: the publisher stamps each frame, but the bot does not expose
@@ -190,6 +194,7 @@ async def play(
     duration: float,
     pins: dict[int, set[int]],
     log_dir: Path,
+    turn_s: float = 0.0,
 ) -> dict[str, Any]:
     """Publish into the room until the interval is over; the snapshots taken on the way.
 
@@ -203,7 +208,7 @@ async def play(
             pinning = asyncio.create_task(keep_pinned(pins))
             stack.callback(pinning.cancel)
         if isinstance(rec, PreEncoded):
-            await go_publishers(stack, lk, room, people, rec, pins, pids, out, log_dir)
+            await go_publishers(stack, lk, room, people, rec, pins, pids, out, log_dir, turn_s)
             await _ramp_and_measure(srv, sid, people, duration, pids, out)
         else:
             await python_publishers(stack, lk, room, people, rec, duration, srv, sid, pids, out)
@@ -229,9 +234,12 @@ async def go_publishers(
     pids: dict[str, int],
     out: dict[str, Any],
     log_dir: Path,
+    turn_s: float,
 ) -> None:
     """Starts the Go load publisher with identities p00, p01, ... (the consents' user ids)."""
-    pub = LoadPublisher(lk, room, len(people), media, prefix="p", log_path=log_dir / "loadpub.log")
+    pub = LoadPublisher(
+        lk, room, len(people), media, prefix="p", turn_s=turn_s, log_path=log_dir / "loadpub.log"
+    )
     assert pub.identities == people
     t_join = time.monotonic()
     await asyncio.to_thread(pub.start, RAMP_TIMEOUT_S)
@@ -323,6 +331,7 @@ def run_room(
     duration: float,
     pins: dict[int, set[int]],
     log_dir: Path,
+    turn_s: float = 0.0,
 ) -> dict[str, Any]:
     room = f"bench-{n}-{secrets.token_hex(3)}"
     sid = open_room(srv, room)
@@ -333,7 +342,7 @@ def run_room(
     assert srv.proc is not None
     rss_base = rss_mib(srv.proc.pid)
     source = rec if isinstance(rec, PreEncoded) else rec.path
-    got = asyncio.run(play(srv, lk, sid, room, people, source, duration, pins, log_dir))
+    got = asyncio.run(play(srv, lk, sid, room, people, source, duration, pins, log_dir, turn_s))
     done = srv.wait_done(sid, 60 + 2 * n)
     ended_s = time.time() - got["left"]
     assert log.thread is not None
@@ -432,6 +441,14 @@ def main() -> int:
     ap.add_argument("--length", type=float, default=12.0, help="the looped recording's length, s")
     ap.add_argument("--no-speech", action="store_true", help="silent publishers (no transcript)")
     ap.add_argument(
+        "--talk",
+        choices=("turns", "all"),
+        default="turns",
+        help="go publishers: speak in turn, one at a time, silent otherwise (a meeting), or all "
+        "at once, each the whole recording (the worst case for the voice heads)",
+    )
+    ap.add_argument("--turn", type=float, default=4.0, help="seconds each speaker talks (turns)")
+    ap.add_argument(
         "--pin",
         type=int,
         default=0,
@@ -493,7 +510,8 @@ def main() -> int:
             pins = pinning(args.pin, srv, lk)
             for n in rounds:
                 console.print(f"{n} participant(s), {args.duration:g} s...")
-                results.append(run_room(srv, lk, rec, n, args.duration, pins, d))
+                turn = args.turn if args.talk == "turns" else 0.0
+                results.append(run_room(srv, lk, rec, n, args.duration, pins, d, turn))
         finally:
             lk.stop()
             stop = srv.stop()
@@ -525,9 +543,16 @@ def main() -> int:
 
 def print_results(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     w, h = args.size
+    talk = (
+        ""
+        if args.no_speech or args.publisher != "go"
+        else "speaking all at once, "
+        if args.talk == "all"
+        else f"speaking in turn ({args.turn:g} s each), "
+    )
     table = Table(
         title=f"rapport serve + LiveKit bot: {args.duration:g} s per room, {args.window:g} s "
-        f"windows, {args.publisher} publishers {w}x{h} at {args.fps} fps (simulcast), "
+        f"windows, {args.publisher} publishers {w}x{h} at {args.fps} fps (simulcast), {talk}"
         f"{os.cpu_count()} CPUs" + (f", the bot pinned to {args.pin} of them" if args.pin else ""),
         caption="beyond boundary: WS arrival - (media_origin + media_time.end); "
         "CPU: 100 % = one core; pub = the publishers' process (go) or this one (python)",

@@ -1,6 +1,7 @@
 // Command loadpub joins a LiveKit room as N participants that publish pre-encoded media, looped and
 // sent as-is: a VP8 simulcast camera from three IVF files (low.ivf, medium.ivf, high.ivf in
-// --video-dir) and an Opus microphone from an Ogg file. Nothing is decoded or encoded, so a
+// --video-dir) and an Opus microphone from an Ogg file (with --turn, the participants speak in
+// turn and send a silence file between their turns). Nothing is decoded or encoded, so a
 // participant costs a fraction of a percent of a core and a load benchmark measures its subject,
 // not its publishers. rapport.livekit.preencoded writes the files; rapport.livekit.load_publisher
 // runs this program.
@@ -60,6 +61,37 @@ func (l *loop) NextSample(ctx context.Context) (media.Sample, error) {
 	if l.sent != nil {
 		l.sent.Add(1)
 	}
+	return s, nil
+}
+
+// turns hands out a microphone's share of a conversation in which count participants speak in
+// turn: participant index speaks (the speech clip, looped where it left off) during
+// [index*turn, (index+1)*turn) of every count*turn of media time, and is silent (the silence
+// clip) otherwise, as in a meeting where one person talks at a time.
+type turns struct {
+	lksdk.BaseSampleProvider
+	speech, silence *clip
+	index, count    int
+	turn            time.Duration
+	at              time.Duration // media time handed out
+	next, quiet     int
+	sent            *atomic.Int64
+}
+
+func (t *turns) NextSample(ctx context.Context) (media.Sample, error) {
+	if err := ctx.Err(); err != nil {
+		return media.Sample{}, io.EOF
+	}
+	var s media.Sample
+	if int(t.at/t.turn)%t.count == t.index {
+		s = t.speech.samples[t.next]
+		t.next = (t.next + 1) % len(t.speech.samples)
+	} else {
+		s = t.silence.samples[t.quiet]
+		t.quiet = (t.quiet + 1) % len(t.silence.samples)
+	}
+	t.at += s.Duration
+	t.sent.Add(1)
 	return s, nil
 }
 
@@ -161,7 +193,10 @@ type participant struct {
 	base        [2]int64 // the two counts at "ready"
 }
 
-func join(ctx context.Context, url, key, secret, room, identity string, video []*clip, audio *clip) (*participant, error) {
+// newMic makes participant i's microphone; nil: no microphone.
+type newMic func(i int, sent *atomic.Int64) lksdk.SampleProvider
+
+func join(ctx context.Context, url, key, secret, room string, index int, identity string, video []*clip, mic newMic) (*participant, error) {
 	p := &participant{identity: identity}
 	r, err := lksdk.ConnectToRoom(url, lksdk.ConnectInfo{
 		APIKey:              key,
@@ -205,13 +240,13 @@ func join(ctx context.Context, url, key, secret, room, identity string, video []
 	}); err != nil {
 		return fail(fmt.Errorf("publish camera: %w", err))
 	}
-	if audio != nil {
+	if mic != nil {
 		opus := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 		t, err := lksdk.NewLocalTrack(opus)
 		if err != nil {
 			return fail(err)
 		}
-		if err := t.StartWrite(&loop{clip: audio, sent: &p.audioFrames}, nil); err != nil {
+		if err := t.StartWrite(mic(index, &p.audioFrames), nil); err != nil {
 			return fail(err)
 		}
 		if _, err := r.LocalParticipant.PublishTrack(t, &lksdk.TrackPublicationOptions{
@@ -232,11 +267,17 @@ func main() {
 	prefix := flag.String("identity-prefix", "p", "identities are this prefix and a two-digit index")
 	videoDir := flag.String("video-dir", "", "folder with low.ivf, medium.ivf, high.ivf (VP8)")
 	audioPath := flag.String("audio", "", "Ogg Opus file for the microphone (none if empty)")
+	turn := flag.Duration("turn", 0, "participants speak in turn, this long each, silent otherwise (needs --silence; 0: all speak at once)")
+	silencePath := flag.String("silence", "", "Ogg Opus file of silence, for --turn")
 	duration := flag.Duration("duration", 0, "leave after this long (0: on SIGINT or SIGTERM)")
 	verbose := flag.Bool("v", false, "SDK logs at info level (default: warnings and errors)")
 	flag.Parse()
 	if *url == "" || *key == "" || *secret == "" || *room == "" || *videoDir == "" || *count < 1 {
 		fmt.Fprintln(os.Stderr, "loadpub: --url, --api-key, --api-secret, --room, --video-dir and --count >= 1 are required")
+		os.Exit(2)
+	}
+	if *turn < 0 || (*turn > 0 && (*silencePath == "" || *audioPath == "")) {
+		fmt.Fprintln(os.Stderr, "loadpub: --turn needs --audio and --silence, and must not be negative")
 		os.Exit(2)
 	}
 	level := "warn"
@@ -255,12 +296,24 @@ func main() {
 		}
 		video = append(video, c)
 	}
-	var audio *clip
+	var mic newMic
 	if *audioPath != "" {
-		var err error
-		if audio, err = readOgg(*audioPath); err != nil {
+		audio, err := readOgg(*audioPath)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadpub:", err)
 			os.Exit(1)
+		}
+		mic = func(_ int, sent *atomic.Int64) lksdk.SampleProvider { return &loop{clip: audio, sent: sent} }
+		if *turn > 0 {
+			silence, err := readOgg(*silencePath)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadpub:", err)
+				os.Exit(1)
+			}
+			n, d := *count, *turn
+			mic = func(i int, sent *atomic.Int64) lksdk.SampleProvider {
+				return &turns{speech: audio, silence: silence, index: i, count: n, turn: d, sent: sent}
+			}
 		}
 	}
 
@@ -286,7 +339,7 @@ func main() {
 		go func() {
 			defer wg.Done()
 			identity := fmt.Sprintf("%s%02d", *prefix, i)
-			people[i], errs[i] = join(ctx, *url, *key, *secret, *room, identity, video, audio)
+			people[i], errs[i] = join(ctx, *url, *key, *secret, *room, i, identity, video, mic)
 			if errs[i] == nil {
 				say("published %s", identity)
 			}

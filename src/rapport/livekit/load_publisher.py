@@ -41,7 +41,8 @@ def find_load_publisher() -> Path:
 
 class LoadPublisher:
     """`count` participants, identities `<prefix>00`, `<prefix>01`, ..., in `room` on `server`,
-    each publishing `media` looped (the microphone too unless `audio=False`).
+    each publishing `media` looped (the microphone too unless `audio=False`; with `turn_s`, the
+    participants speak in turn, `turn_s` each, and are silent between their turns).
 
     start() returns once every participant has published its tracks (or raises); stop() sends
     SIGINT and returns the publisher's stats: per identity the LOW-layer video and audio samples
@@ -57,6 +58,7 @@ class LoadPublisher:
         *,
         prefix: str = "p",
         audio: bool = True,
+        turn_s: float = 0.0,
         binary: Path | None = None,
         log_path: Path | None = None,
     ) -> None:
@@ -73,6 +75,8 @@ class LoadPublisher:
             f"--video-dir={media.folder}",
             f"--audio={media.audio if audio else ''}",
         ]
+        if turn_s > 0 and audio:  # one speaks at a time, the others send silence
+            self.args += [f"--turn={turn_s:g}s", f"--silence={media.silence}"]
         self.log_path = log_path
         self.stats: dict[str, Any] | None = None
         self._proc: subprocess.Popen[str] | None = None

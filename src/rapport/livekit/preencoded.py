@@ -35,13 +35,15 @@ _REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CACHE = _REPO / "build" / "loadpub-media"
 LAYER_FILES = ("low.ivf", "medium.ivf", "high.ivf")
 AUDIO_FILE = "audio.ogg"
+SILENCE_FILE = "silence.ogg"
+"""One second of silence, what a microphone sends between its turns (loadpub --turn)."""
 OPUS_RATE = 48_000
-_FORMAT = 1  # bump when the encoding below changes in a way the parameters do not show
+_FORMAT = 2  # bump when the encoding below changes in a way the parameters do not show
 
 
 @dataclass(frozen=True)
 class PreEncoded:
-    """A folder with low.ivf, medium.ivf, high.ivf (VP8) and audio.ogg (Opus)."""
+    """A folder with low.ivf, medium.ivf, high.ivf (VP8), audio.ogg and silence.ogg (Opus)."""
 
     folder: Path
     sizes: tuple[tuple[int, int], ...]  # (width, height) of LOW, MEDIUM, HIGH
@@ -51,6 +53,10 @@ class PreEncoded:
     @property
     def audio(self) -> Path:
         return self.folder / AUDIO_FILE
+
+    @property
+    def silence(self) -> Path:
+        return self.folder / SILENCE_FILE
 
     def layer(self, index: int) -> Path:
         return self.folder / LAYER_FILES[index]
@@ -95,7 +101,7 @@ def preencoded_media(
         digest.update(Path(module).read_bytes())
     folder = cache / digest.hexdigest()[:16]
     result = PreEncoded(folder, sizes, fps, duration_s)
-    if all((folder / name).is_file() for name in (*LAYER_FILES, AUDIO_FILE)):
+    if all((folder / name).is_file() for name in (*LAYER_FILES, AUDIO_FILE, SILENCE_FILE)):
         return result
     cache.mkdir(parents=True, exist_ok=True)
     # Encode into a temp folder beside the cache, then rename: a reader never sees half a set.
@@ -106,6 +112,7 @@ def preencoded_media(
         )
         _encode_video(rec.path, work, sizes, fps, max(1, round(keyframe_s * fps)), bitrates)
         _encode_audio(rec.path, work / AUDIO_FILE)
+        _encode_silence(work / SILENCE_FILE)
         (work / "source.mkv").unlink()
         (work / "params.json").write_text(json.dumps(params, indent=1))
         try:
@@ -172,6 +179,18 @@ def _encode_audio(source: Path, path: Path) -> None:
         out.mux(s.encode(None))
 
 
+def _encode_silence(path: Path, seconds: float = 1.0) -> None:
+    with av.open(str(path), "w", format="ogg") as out:
+        s = out.add_stream("libopus", rate=OPUS_RATE, layout="mono")
+        s.bit_rate = 32_000
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, round(seconds * OPUS_RATE)), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = OPUS_RATE
+        out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+
+
 def _check(pre: PreEncoded) -> dict[str, object]:
     """Frame counts and sizes as decoded back (for a quick look: python -m ...preencoded)."""
     info: dict[str, object] = {}
@@ -182,6 +201,9 @@ def _check(pre: PreEncoded) -> dict[str, object]:
     with av.open(str(pre.audio)) as c:
         pcm = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
         info[AUDIO_FILE] = round(len(pcm) / OPUS_RATE, 2)
+    with av.open(str(pre.silence)) as c:
+        pcm = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+        info[SILENCE_FILE] = (round(len(pcm) / OPUS_RATE, 2), float(np.abs(pcm).max()))
     return info
 
 

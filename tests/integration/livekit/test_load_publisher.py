@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from livekit import api, rtc
 
@@ -136,3 +137,62 @@ def test_load_publisher_sends_simulcast_camera_and_microphone(
         # files answer no keyframe request: a layer switch waits up to a keyframe, 10 frames).
         sizes = sub.video[who]
         assert sizes[low] >= 10 and sum(sizes.values()) - sizes[low] <= 15, sizes
+
+
+def test_load_publisher_speakers_take_turns(
+    livekit_server: LocalServer, loadpub_binary: Path, media: PreEncoded, tmp_path: Path
+) -> None:
+    # With --turn 1s two participants speak in alternate seconds: the loud 100 ms slots of one
+    # are silent in the other (all of them overlap without turns: the same clip at once).
+    slots: dict[str, dict[int, float]] = {}
+
+    async def run() -> None:
+        room = rtc.Room()
+        tasks: list[asyncio.Task[None]] = []
+        t0 = asyncio.get_running_loop().time()
+
+        async def read(who: str, track: rtc.Track) -> None:
+            levels = slots.setdefault(who, {})
+            async for event in rtc.AudioStream(track, sample_rate=16000, num_channels=1):
+                x = np.frombuffer(event.frame.data, np.int16).astype(np.float32) / 32768.0
+                k = int((asyncio.get_running_loop().time() - t0) * 10)
+                levels[k] = max(levels.get(k, 0.0), float(np.sqrt(np.mean(x * x))))
+
+        def subscribed(
+            track: rtc.Track, _: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        ) -> None:
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
+                tasks.append(asyncio.create_task(read(p.identity, track)))
+
+        room.on("track_subscribed", subscribed)
+        token = livekit_server.token("listener", room=ROOM + "-turns", publish=False, hidden=True)
+        await room.connect(livekit_server.url, token)
+        pubs = LoadPublisher(
+            livekit_server,
+            ROOM + "-turns",
+            2,
+            media,
+            turn_s=1.0,
+            binary=loadpub_binary,
+            log_path=tmp_path / "pub.log",
+        )
+        try:
+            await asyncio.to_thread(pubs.start, DEADLINE_S)
+            await wait_until_async(
+                lambda: all(len(slots.get(p, {})) >= 60 for p in pubs.identities),
+                DEADLINE_S,
+                lambda: f"6 s of audio from each: {[len(v) for v in slots.values()]}",
+            )
+        finally:
+            pubs.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await room.disconnect()
+
+    asyncio.run(run())
+    loud = {who: {k for k, rms in levels.items() if rms > 0.01} for who, levels in slots.items()}
+    assert sorted(loud) == ["p00", "p01"] and all(len(v) >= 5 for v in loud.values()), loud
+    both = loud["p00"] & loud["p01"]
+    # A few slots at turn changes: the two started up to a few hundred ms apart.
+    assert len(both) <= 0.25 * min(len(v) for v in loud.values()), (both, loud)
