@@ -49,6 +49,11 @@ LIVE_QUEUE = Gauge(
     "Items (media, clock ticks) waiting for their live session's worker, all sessions together.",
 )
 
+VAD_WINDOWS_BATCHED = Counter(
+    "rapport_vad_windows_batched",
+    "Voice-activity windows computed in one batch with other microphones' (chunks waiting in a "
+    "live session's queue) rather than one call each.",
+)
 WINDOWS_EMITTED = Counter(
     "rapport_windows_emitted", "Aggregation windows closed and emitted (engagement.window)."
 )

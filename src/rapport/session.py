@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -57,6 +58,7 @@ from rapport.metrics import INFERENCE_SECONDS, WINDOWS_EMITTED
 from rapport.pack import OfflinePack
 from rapport.perception import prosody
 from rapport.perception.face_stream import FaceStream
+from rapport.perception.vad import prefetch
 from rapport.perception.voice import VoiceActivity
 from rapport.speakers import ATTRIBUTE_S, SpeakerAttribution
 
@@ -251,7 +253,9 @@ class Session:
             self._synchrony.add(summary)
         self._mark(key, t, t)
 
-    def push_audio(self, chunk: AudioChunk) -> None:
+    def push_audio(self, chunk: AudioChunk, ahead: Sequence[AudioChunk] = ()) -> None:
+        """`ahead`: other microphones' next chunks, waiting behind this one: their voice activity
+        is computed with this chunk's, in one batch (each is still processed in its turn)."""
         self._purge()
         key = ("audio", chunk.participant)
         if not self._admit(chunk.participant, "voice"):
@@ -261,6 +265,8 @@ class Session:
         mic = self._mic(chunk.participant)
         mic.remember(chunk)
         with _VAD.time():
+            if ahead:
+                self._prefetch_vad(chunk, mic, ahead)
             segments = mic.vad.push(chunk)
         for segment in segments:
             self._on_speech(mic, segment)
@@ -273,6 +279,20 @@ class Session:
                     self._on_speech(mic, segment)
                 pending = mic.vad.pending_since
         self._mark(key, chunk.end, chunk.end if pending is None else min(chunk.end, pending))
+
+    def _prefetch_vad(
+        self, chunk: AudioChunk, mic: _Microphone, ahead: Sequence[AudioChunk]
+    ) -> None:
+        # Only microphones already open whose one person is allowed now (a shared microphone's
+        # chunks wait for their turn); counted nothing: `admit` still rules at each one's turn,
+        # and a prefetched result serves only the exact samples and state it was computed from.
+        streams = [mic.vad.ahead(chunk)]
+        for c in ahead:
+            other = self._mics.get(c.participant)
+            allowed = self._gate is None or self._gate.allows(c.participant, "voice")
+            if c.participant != chunk.participant and other and allowed:
+                streams.append(other.vad.ahead(c))
+        prefetch([s for s in streams if s is not None])
 
     def push_utterance(self, utterance: Utterance) -> None:
         self._purge()

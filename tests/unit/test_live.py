@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ class Recording:
     def push_video(self, f: VideoFrame) -> None:
         self._log("video", f.t)
 
-    def push_audio(self, c: AudioChunk) -> None:
+    def push_audio(self, c: AudioChunk, ahead: Sequence[AudioChunk] = ()) -> None:
         self._log("audio", c.t)
 
     def push_utterance(self, u: Utterance) -> None:
@@ -184,7 +185,7 @@ def test_ticks_coalesce_but_never_move_before_queued_media() -> None:
 
 def test_a_failing_session_is_reported_not_raised() -> None:
     class Broken(Recording):
-        def push_audio(self, c: AudioChunk) -> None:
+        def push_audio(self, c: AudioChunk, ahead: Sequence[AudioChunk] = ()) -> None:
             raise RuntimeError("model crashed")
 
     session = Broken()
@@ -232,7 +233,7 @@ class Stepped:
     def push_video(self, f: VideoFrame) -> None:
         self._log(("video", f.t))
 
-    def push_audio(self, c: AudioChunk) -> None:
+    def push_audio(self, c: AudioChunk, ahead: Sequence[AudioChunk] = ()) -> None:
         self._log(("audio", c.participant, c.t, len(c.samples)))
 
     def push_utterance(self, u: Utterance) -> None:

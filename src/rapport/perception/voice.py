@@ -95,6 +95,20 @@ class VoiceActivity:
             out += self._step(pending[:usable])
         return out
 
+    @property
+    def prefetched(self) -> int:
+        """VAD windows of this stream computed in a batch with other streams' (vad.prefetch)."""
+        return self._vad.prefetched
+
+    def ahead(self, chunk: AudioChunk) -> tuple[SileroVad, NDArray[np.float32]] | None:
+        """What `push(chunk)` would hand the VAD next (for `vad.prefetch`), or None: nothing, or a
+        gap first (a new stream). Changes nothing."""
+        if self._t0 is None or abs(chunk.t - self._stream_end()) > _GAP_S:
+            return None
+        pending = np.concatenate([self._rest, chunk.samples.astype(np.float32, copy=False)])
+        usable = len(pending) // WINDOW * WINDOW
+        return (self._vad, pending[:usable]) if usable else None
+
     def flush(self) -> list[SpeechSegment]:
         """End of stream: run the partial last window and close an open segment."""
         out: list[SpeechSegment] = []

@@ -142,9 +142,11 @@ def test_the_low_layer_is_asked_for_before_subscribing() -> None:
 def test_the_bot_samples_each_camera_at_the_rate_of_the_moment_and_says_when_lowered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """30 fps arriving for 2 s; the rate is 4 fps, then 1 fps from 1 s (as a sampler lowers it)."""
+    """30 fps arriving for 2 s; the rate is 4 fps, then 1 fps from 1 s (as a sampler lowers it);
+    frames too small to hold a face are skipped before sampling."""
     now = [0.0]
-    i420 = cv2.cvtColor(_image(32, 18), cv2.COLOR_RGB2YUV_I420).tobytes()
+    i420 = cv2.cvtColor(_image(64, 36), cv2.COLOR_RGB2YUV_I420).tobytes()
+    tiny = cv2.cvtColor(_image(8, 8), cv2.COLOR_RGB2YUV_I420).tobytes()
 
     class Stream:
         def __init__(self, track: object, capacity: int) -> None:
@@ -153,7 +155,11 @@ def test_the_bot_samples_each_camera_at_the_rate_of_the_moment_and_says_when_low
         async def __aiter__(self) -> AsyncIterator[SimpleNamespace]:
             for k in range(60):
                 now[0] = k / 30
-                yield SimpleNamespace(frame=rtc.VideoFrame(32, 18, rtc.VideoBufferType.I420, i420))
+                if k % 20 == 0:  # WebRTC's 8x8 frames (a layer starting): no face fits, skipped
+                    yield SimpleNamespace(
+                        frame=rtc.VideoFrame(8, 8, rtc.VideoBufferType.I420, tiny)
+                    )
+                yield SimpleNamespace(frame=rtc.VideoFrame(64, 36, rtc.VideoBufferType.I420, i420))
 
         async def aclose(self) -> None:
             pass
@@ -174,4 +180,5 @@ def test_the_bot_samples_each_camera_at_the_rate_of_the_moment_and_says_when_low
     frames = [i for i in put if isinstance(i, VideoFrame)]
     assert [f.sample_fps for f in frames if f.t < 1] == [None] * 4  # as configured: no note
     assert [f.sample_fps for f in frames if f.t >= 1] == [1.0]
-    assert tap.stats.video_frames == 5
+    assert tap.stats.video_frames == 5 and tap.stats.video_frames_too_small == 3
+    assert {f.rgb.shape for f in frames} == {(36, 64, 3)}
