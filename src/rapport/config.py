@@ -107,11 +107,13 @@ class SynchronySettings(_Section):
         5.0, gt=0, le=30, description="Lags searched, +-, for who leads (diagonal-wise profile)."
     )
     max_participants: int = Field(
-        32,
+        16,
         ge=2,
         le=64,
         description="At most this many people are compared (those whose faces were measured "
-        "longest): the cost grows with the square of their number.",
+        "longest): the cost grows with the square of their number and runs on the session's "
+        "thread at each window's end (16: 120 pairs, ~55 ms on one core; 32: 496 pairs, ~250 "
+        "ms, which delays a 32-person room's windows).",
     )
     min_coverage: float = Field(
         0.75,
