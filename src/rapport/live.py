@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 _DROPPED_VIDEO = ITEMS_DROPPED.labels("live_queue", "video_backlog")
 _DROPPED_AUDIO = ITEMS_DROPPED.labels("live_queue", "audio_backlog")
 AUDIO_BATCH = 32
-"""Microphones whose voice activity runs in one batch: the chunk taken and the next waiting chunk
-of up to this many others (only when they wait: a session that keeps up runs them one by one)."""
+"""At most this many microphones' voice activity in one batch: the chunk taken and the next
+waiting chunk of the others (only when they wait: a session that keeps up runs them one by one)."""
 
 
 @dataclass(slots=True, frozen=True)

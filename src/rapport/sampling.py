@@ -3,17 +3,20 @@ before the live queue drops anything, and samples them as configured again once 
 
 Two rates, by role: the speakers' and the listeners'. Going down, listeners' rate halves first, to
 the floor; then the speakers'. Coming back, the speakers' doubles first, to `video.sample_fps`;
-then the listeners'. So every rate lies in [floor, sample_fps] and a speaker's rate is never below
-a listener's. Who speaks is what the session's VAD says (`Session.speaking`), handed over by the
-live loop: the session never reaches the tap or this class.
+then the listeners' (the listeners' first when nobody speaks). So every rate lies in
+[floor, sample_fps] and a speaker's rate is never below a listener's. Who speaks is what the
+session's VAD says (`Session.speaking`), handed over by the live loop: the session never reaches
+the tap or this class.
 
 Behind: the oldest frame not yet through the session is older than `livekit.lag_budget_s`, or more
 than half of `livekit.max_backlog` frames wait. Caught up: at most half the budget and a quarter of
 the backlog (hysteresis: in between, rates hold). Going down, by time or by count:
 - by time: once behind for a whole budget (a shorter stall, e.g. a window's emission, drains by
-  itself); again only after the last step could show (a budget plus the lowered rate's old
-  interval, when the cameras reach their next due times) and while the waiting frames have not
-  gone down (a lag that drains needs no further step, although its oldest frame still ages);
+  itself), the lag is looked at every budget, and a step comes when the waiting frames have not
+  gone down since the last look (a lag that drains needs no further step, although its oldest
+  frame still ages; one that levels off above the budget does); never before the last step could
+  show (a budget plus the lowered rate's old interval, when the cameras reach their next due
+  times);
 - by count: each time the waiting frames pass a further eighth of the backlog above half (5/8,
   3/4, 7/8) and have grown an eighth since the last step, at once (at 32 cameras and 4 fps the
   backlog fills in half a second, quicker than steps by time, and the listeners-first order must
@@ -76,6 +79,7 @@ class AdaptiveSampler:
         self._behind_since: float | None = None  # this lag episode
         self._uncalm_since: float | None = None  # not caught up since
         self._at_down = (0, 0)  # (count level, frames waiting) at the last step since caught up
+        self._look = (0.0, 0)  # (time, frames waiting) when the lag was last looked at
         self._settle = 0.0  # the lowered rate's old interval
 
     @classmethod
@@ -119,21 +123,25 @@ class AdaptiveSampler:
         through the session `age_s` old."""
         if self.behind(frames, age_s):
             if self._behind_since is None:
-                self._behind_since = now
+                self._behind_since, self._look = now, (now, frames)
             since = None if self._last_down is None else now - self._last_down
             level = sum(frames > n for n in self._levels)
             # A further eighth of the backlog since the last step, whatever made that step.
             by_count = level > self._at_down[0] and frames >= self._at_down[1] + self._eighth
-            # A lowered rate shows once the cameras reach their next due times (one old interval).
-            by_time = (
+            # Once a budget into the lag, and once a lowered rate could show (when the cameras
+            # reach their next due times, one old interval on): a look every budget, and a step
+            # when the waiting frames have not gone down since the last look.
+            by_time = False
+            if (
                 now - self._behind_since >= self._budget
                 and (since is None or since >= self._budget + self._settle)
-                and (
-                    since is None or since > now - self._behind_since or frames >= self._at_down[1]
-                )
-            )
+                and now - self._look[0] >= self._budget
+            ):
+                by_time = frames >= self._look[1]
+                self._look = (now, frames)
             if (by_count or by_time) and self._step_down():
                 self._last_down, self._at_down = now, (level, frames)
+                self._look = (now, frames)
                 self._calm_since = None
         else:
             self._behind_since = None

@@ -11,8 +11,11 @@ prosody and transcription all land in the window where it began). Segments are c
 length, so speech delays a window by at most one window. A live source also ticks the clock, so
 windows close while no one sends media.
 
-Consent: behind a gate, every item is admitted or dropped before any model sees it, and a person
-takes part in a window only through admitted items that cover it (see analytics/windows.py).
+Consent: behind a gate, every item is admitted or dropped at its turn, and no model sees an item
+its person's consent does not allow at that moment (a live queue's waiting audio may be run by the
+VAD ahead of its turn, with another microphone's, when `ConsentGate.allows` says so then; at its
+turn it is admitted or dropped like any item, and a dropped chunk's VAD result goes unused). A
+person takes part in a window only through admitted items that cover it (see analytics/windows.py).
 Purges (revocation, erasure) are applied at the start of every public call, never in the middle of
 one, so no state changes under an iteration; after a purge nothing about the person is left in the
 session's memory. The invariants are stated and checked in rapport/invariants.py.
@@ -128,7 +131,7 @@ class Session:
         for a live room, whose streams are named by participant); `speakers`, when the transcript
         names two or more, attributes a shared microphone's voice from it;
         `duration_s`, when known (a recording), lets a short tail join the last window;
-        `gate`, when given, admits every item before any model sees it (the service always
+        `gate`, when given, rules on every item before any model sees it (the service always
         gives one; the local `rapport analyze` of one's own recording does not); `live` (a room)
         cuts speech at window boundaries, so a window closes on time while someone talks."""
         self._settings = settings

@@ -58,6 +58,7 @@ class Sampling(RuleBasedStateMachine):
         self.uncalm_since: float | None = None
         self.behind_since: float | None = None
         self.at_down = (0, 0)  # (count level, frames) at the last step since caught up
+        self.look = (0.0, 0)  # (time, frames) when the lag was last looked at
 
     def _rates(self) -> tuple[float, float]:
         return self.s.rates.speaker, self.s.rates.listener
@@ -80,24 +81,26 @@ class Sampling(RuleBasedStateMachine):
         if behind:
             assert not up
             if self.behind_since is None:
-                self.behind_since = self.now
+                self.behind_since, self.look = self.now, (self.now, frames)
             since = None if self.last_down is None else self.now - self.last_down
             level = sum(frames > self.backlog * k // 8 for k in (5, 6, 7))
             # A further eighth of the backlog since the last step: at once.
             eighth = max(1, self.backlog // 8)
             by_count = level > self.at_down[0] and frames >= self.at_down[1] + eighth
-            by_time = (  # a lag that lasted a budget, and does not shrink after a step
+            # A lag that lasted a budget, looked at every budget once the last step could show:
+            # a step when the frames have not gone down since the last look.
+            by_time = False
+            if (
                 self.now - self.behind_since >= self.budget
                 and (since is None or since >= self.budget + self.settle)
-                and (
-                    since is None
-                    or since > self.now - self.behind_since
-                    or frames >= self.at_down[1]
-                )
-            )
+                and self.now - self.look[0] >= self.budget
+            ):
+                by_time = frames >= self.look[1]
+                self.look = (self.now, frames)
             assert down == ((by_count or by_time) and before != floor)
             if down:
                 self.last_down, self.at_down, self.calm_since = self.now, (level, frames), None
+                self.look = (self.now, frames)
                 # Listeners go first: the speakers' rate moves only with listeners at the floor.
                 if after[0] == before[0]:
                     self.settle = 1.0 / before[1]
@@ -244,6 +247,28 @@ def test_a_fast_filling_backlog_steps_listeners_first_and_drops_nothing() -> Non
     first_speaker_step = next(i for i, (sp, _) in enumerate(rates) if sp < 4.0)
     assert rates[first_speaker_step][1] == 1.0  # listeners already at the floor
     assert (2.0, 1.0) in rates  # the speakers' rate went down a step, not to the floor at once
+
+
+def test_a_lag_that_levels_off_above_the_budget_still_lowers_rates() -> None:
+    # A burst to 57 waiting frames (steps by count), then 60 s at 40-42 frames, 1 s behind: the
+    # rates stayed at (2, 1) for good, as the frames never again reached the burst's peak.
+    s = AdaptiveSampler(
+        sample_fps=4.0, min_sample_fps=1.0, lag_budget_s=0.5, max_backlog=64, restore_s=5.0
+    )
+    s.set_speaking(frozenset({"a"}))
+    t = 0.0
+    for f in range(30, 58):
+        t += 0.01
+        s.observe(t, f, 0.3)
+    assert s.rates.listener == 1.0 and s.rates.speaker == 2.0
+    for f in range(57, 39, -1):  # draining: no step
+        t += 0.05
+        s.observe(t, f, 1.0)
+    assert s.rates.speaker == 2.0
+    for k in range(600):
+        t += 0.1
+        s.observe(t, 40 + k % 3, 1.0)
+    assert (s.rates.speaker, s.rates.listener) == (1.0, 1.0)
 
 
 def test_with_nobody_speaking_listeners_come_back_first() -> None:

@@ -66,14 +66,16 @@ func (l *loop) NextSample(ctx context.Context) (media.Sample, error) {
 
 // turns hands out a microphone's share of a conversation in which count participants speak in
 // turn: participant index speaks (the speech clip, looped where it left off) during
-// [index*turn, (index+1)*turn) of every count*turn of media time, and is silent (the silence
-// clip) otherwise, as in a meeting where one person talks at a time.
+// [index*turn, (index+1)*turn) of every count*turn since epoch, and is silent (the silence clip)
+// otherwise, as in a meeting where one person talks at a time. The clock is the wall clock from
+// one epoch for all (the SDK's writer asks for each sample when it is due), so participants that
+// joined at different moments still take turns without overlapping.
 type turns struct {
 	lksdk.BaseSampleProvider
 	speech, silence *clip
 	index, count    int
 	turn            time.Duration
-	at              time.Duration // media time handed out
+	epoch           time.Time
 	next, quiet     int
 	sent            *atomic.Int64
 }
@@ -83,14 +85,13 @@ func (t *turns) NextSample(ctx context.Context) (media.Sample, error) {
 		return media.Sample{}, io.EOF
 	}
 	var s media.Sample
-	if int(t.at/t.turn)%t.count == t.index {
+	if int(time.Since(t.epoch)/t.turn)%t.count == t.index {
 		s = t.speech.samples[t.next]
 		t.next = (t.next + 1) % len(t.speech.samples)
 	} else {
 		s = t.silence.samples[t.quiet]
 		t.quiet = (t.quiet + 1) % len(t.silence.samples)
 	}
-	t.at += s.Duration
 	t.sent.Add(1)
 	return s, nil
 }
@@ -310,9 +311,9 @@ func main() {
 				fmt.Fprintln(os.Stderr, "loadpub:", err)
 				os.Exit(1)
 			}
-			n, d := *count, *turn
+			n, d, epoch := *count, *turn, time.Now()
 			mic = func(i int, sent *atomic.Int64) lksdk.SampleProvider {
-				return &turns{speech: audio, silence: silence, index: i, count: n, turn: d, sent: sent}
+				return &turns{speech: audio, silence: silence, index: i, count: n, turn: d, epoch: epoch, sent: sent}
 			}
 		}
 	}

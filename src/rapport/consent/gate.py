@@ -1,8 +1,10 @@
 """The consent gate: the one place that decides whether an item of a person may reach a model.
 
-A session asks `admit(stream, modality)` for every frame, audio chunk and utterance before any
-model sees it. A stream is one person's (its name is their user id) unless it was given members (a
-shared room camera or microphone), which then all need a live consent for the modality. Grants and
+A session asks `admit(stream, modality)` for every frame, audio chunk and utterance at its turn,
+and `allows(person, modality)` (which counts nothing) before a model sees an item ahead of its turn
+(a live queue's waiting audio, batched). A stream is one person's (its name is their user id)
+unless it was given members (a shared room camera or microphone), which then all need a live
+consent for the modality. Grants and
 revocations arrive from the service's event loop while the session runs on a worker thread, so the
 state is guarded by a lock; a revocation takes effect on the very next item.
 
@@ -127,7 +129,8 @@ class ConsentGate:
 
     def allows(self, person: str, modality: Modality) -> bool:
         """Whether `person` may be processed for `modality` now (a tap deciding what to subscribe
-        to; counts nothing: the session's `admit` still rules on every item)."""
+        to, a session running waiting audio ahead of its turn; counts nothing: the session's
+        `admit` still rules on every item)."""
         with self._lock:
             return self._refusal(person, modality, self._clock()) is None
 

@@ -14,9 +14,10 @@ px: recall 0.35 short, 0.70 full whole-frame, 0.96 full tiled (0.92 at 24-31 px)
   for MISS_S, or when the full-range probe run on its first frame and every PROBE_S after
   finds more faces than short did (a gallery of small tiles switches at once);
 - it switches back once every frame for SETTLE_S had a face, all at least TO_FULL of the longer
-  side, and either all were at least TO_SHORT or short range, asked on that frame, finds every
-  one of them (a stream sent to full range by a moment without a face, e.g. blank frames as a
-  camera starts, comes back);
+  side, and on the last of them either all are at least TO_SHORT or short range, asked then,
+  finds every one at least 5 % above TO_FULL by its own box (a stream sent to full range by a
+  moment without a face, e.g. blank frames as a camera starts, comes back; one whose face short
+  range measures under TO_FULL stays, instead of flapping);
 - full range adds its tiles only where they find faces the whole-frame pass misses: a tiled pass
   every PROBE_S, and on every frame for SETTLE_S after one found more (one face of a talking head
   costs ~3 ms a frame, not ~25). `faces.detector: full` tiles every frame.
@@ -43,6 +44,7 @@ Range = Literal["short", "full"]
 TO_FULL: Final = 0.17
 TO_SHORT: Final = 0.22
 MISS_S: Final = 2.0
+_BACK_MARGIN: Final = 1.05
 SETTLE_S: Final = 10.0
 PROBE_S: Final = 10.0
 _TILE_GRID: Final = (4, 2)  # columns x rows on a landscape frame (transposed for portrait)
@@ -237,11 +239,14 @@ class RangeChoice:
                 self._settled_since = t  # asked again after as long
 
     def _short_finds(self, rgb: NDArray[np.uint8], found: list[Detection]) -> bool:
-        """Short range finds every face full range found here (faces between TO_FULL and TO_SHORT:
-        short range's limit depends on the face, so it is asked, once per SETTLE_S)."""
+        """Short range finds every face full range found here, each at least TO_FULL (with a
+        margin) by its own measure: the two models' boxes differ by 3-10 %, and short range's is
+        what sends a stream back to full range (faces between TO_FULL and TO_SHORT: short range's
+        limit depends on the face, so it is asked, once per SETTLE_S)."""
         assert self._d.short is not None
         short = self._d.short.detect(rgb)
-        return all(any(_same_face(f.box, s.box) for s in short) for f in found)
+        wide = [s for s in short if s.box.width >= _BACK_MARGIN * TO_FULL * max(rgb.shape[:2])]
+        return all(any(_same_face(f.box, s.box) for s in wide) for f in found)
 
     def _switch(self, to: Range, t: float, why: str) -> None:
         log.debug("face detection range: %s (%s)", to, why, extra={"t": t})

@@ -105,13 +105,17 @@ class _Ahead:
 def prefetch(streams: Sequence[tuple[SileroVad, NDArray[np.float32]]]) -> None:
     """Run several streams' next windows (each a multiple of WINDOW samples, what the stream's next
     `probs` call will be given) as one batch per step; each stream keeps its result for that call.
-    The streams must share one ONNX Runtime session; a stream's own state is left as it was."""
-    vads = [(v, x) for v, x in streams if isinstance(v, SileroVad)]  # others run on their own
+    Streams of one ONNX Runtime session batch (the first stream's); a stream's own state is left
+    as it was."""
+    vads = [(v, x) for v, x in streams if isinstance(v, SileroVad)]
     if any(len(x) % WINDOW for _, x in vads):
         raise ValueError(f"expected multiples of {WINDOW} samples")
-    if any(v._session is not vads[0][0]._session for v, _ in vads):
-        raise ValueError("prefetch needs streams of one ONNX Runtime session")
-    live = [(v, x) for v, x in vads if len(x) and not v._has_ahead(x)]
+    # Streams of another session (or another VAD) run on their own, at their turn.
+    live = [
+        (v, x)
+        for v, x in vads
+        if v._session is vads[0][0]._session and len(x) and not v._has_ahead(x)
+    ]
     if len(live) < 2:
         return
     run = live[0][0]._session.run

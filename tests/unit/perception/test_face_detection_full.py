@@ -265,6 +265,20 @@ def test_auto_takes_a_face_as_small_only_when_it_stays_small() -> None:
     assert t - start == pytest.approx(MISS_S + 0.25)
 
 
+def test_auto_does_not_flap_on_a_face_the_two_ranges_measure_either_side_of_the_threshold() -> None:
+    # Full range measures 115 px of 640 (18 %), short range 100 px (15.6 %): short range finds it
+    # but would send the stream straight back, so full range keeps it (it flipped every ~12 s).
+    d = FaceDetectors.__new__(FaceDetectors)
+    d.mode = "auto"
+    d.short = _Scripted("s", [[100]])  # type: ignore[assignment]
+    d.full = _Scripted("f", [[115]])  # type: ignore[assignment]
+    cam = RangeChoice(d, "ann")
+    frame = np.zeros((360, 640, 3), np.uint8)
+    for k in range(4 * 60):
+        cam.detect(k / 4, frame)
+    assert (cam.current, cam.switches) == ("full", 1)
+
+
 def test_names_say_what_can_run(models_dir: Path, detectors: FaceDetectors) -> None:
     assert detectors.name == "blazeface-short-range@onnx-cpu|blazeface-full-range@onnx-cpu"
     runtime = RuntimeSettings()

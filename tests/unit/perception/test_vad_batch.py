@@ -22,7 +22,7 @@ from rapport.frames import SAMPLE_RATE, AudioChunk, SpeechSegment
 from rapport.live import LiveSession
 from rapport.perception.vad import WINDOW, SileroVad, prefetch
 from rapport.perception.voice import VoiceActivity
-from tests.fakes.heads import LiveRoom
+from tests.fakes.heads import LiveRoom, audio
 from tests.unit.perception.test_voice import A, B, Say, say, timeline  # noqa: F401
 from tests.unit.test_live import WAIT_S
 
@@ -135,7 +135,8 @@ def test_a_stale_prefetch_is_not_used(shared: SileroVad, tracks: list[Audio]) ->
     prefetch([(v, x), (other, y)])
     np.testing.assert_allclose(v.probs(y), want, atol=1e-6)  # other samples: computed anew
     assert v.prefetched == 0
-    prefetch([(v, x), (other, y)])
+    v.probs(x)  # the stream moves on: its state is no longer the fresh one `want` started from
+    prefetch([(v, y), (other, x)])
     v.reset()  # a new stream (or a revocation) between: the state it was computed from is gone
     np.testing.assert_allclose(v.probs(y), want, atol=1e-6)
     assert v.prefetched == 0
@@ -196,3 +197,32 @@ def test_the_live_queue_batches_waiting_microphones(
     assert batched.session.counts == one_by_one.session.counts
     assert batched.session.counts["speech_segments"] >= 4
     assert windows_of(batched) == windows_of(one_by_one) and windows_of(batched)
+
+
+def test_look_ahead_skips_a_microphone_whose_consent_has_lapsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bob's consent ends at media time 3 s while his microphone is open and his chunks wait: the
+    # session may not run his audio ahead of its turn (at his turn the gate drops it).
+    room = LiveRoom()
+    room.gate.grant(Grant("con_ann", "ann", frozenset({"face", "voice", "text"}), 1e9))
+    room.gate.grant(Grant("con_bob", "bob", frozenset({"face", "voice", "text"}), 3.0))
+    asked: list[str] = []
+    look = VoiceActivity.ahead
+
+    def spy(va: VoiceActivity, chunk: AudioChunk) -> object:
+        asked.append(va.participant)
+        return look(va, chunk)
+
+    monkeypatch.setattr(VoiceActivity, "ahead", spy)
+    for k in range(20):  # both talk for 2 s: both microphones open
+        t = round(k / 10, 6)
+        room.clock.t = t
+        room.session.push_audio(audio("ann", t, 0.1, True), ahead=[audio("bob", t, 0.1, True)])
+        room.session.push_audio(audio("bob", t, 0.1, True))
+    assert asked.count("bob") == 19  # allowed: looked ahead from his second chunk (his first
+    # opens his microphone)
+    asked.clear()
+    room.clock.t = 4.0
+    room.session.push_audio(audio("ann", 2.0, 0.1, True), ahead=[audio("bob", 2.0, 0.1, True)])
+    assert asked == ["ann"]
