@@ -340,7 +340,15 @@ func main() {
 		go func() {
 			defer wg.Done()
 			identity := fmt.Sprintf("%s%02d", *prefix, i)
-			people[i], errs[i] = join(ctx, *url, *key, *secret, *room, i, identity, video, mic)
+			// A join can fail under load (the SFU busy with 60 others): two more tries, a second apart.
+			for try := 1; ; try++ {
+				people[i], errs[i] = join(ctx, *url, *key, *secret, *room, i, identity, video, mic)
+				if errs[i] == nil || try == 3 || ctx.Err() != nil {
+					break
+				}
+				fmt.Fprintf(os.Stderr, "loadpub: %v (try %d of 3)\n", errs[i], try)
+				time.Sleep(time.Second)
+			}
 			if errs[i] == nil {
 				say("published %s", identity)
 			}
