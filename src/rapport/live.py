@@ -227,7 +227,6 @@ class LiveSession:
         self.sampler = sampler
         self._now = 0.0  # the newest media time put
         self._in_hand: float | None = None  # media time of the frame inside the session now
-        self._audio_ahead: list[AudioChunk] = []  # other microphones' next chunks, when taken
         self.summary: Event | None = None
         self.error: BaseException | None = None
         self.session: Session | None = None
@@ -300,7 +299,8 @@ class LiveSession:
         oldest = min((t for t in waiting if t is not None), default=self._now)
         self.sampler.observe(self._now, self._backlog.video_waiting, self._now - oldest)
 
-    def _take(self, session: Session) -> LiveItem | _Finish:
+    def _take(self, session: Session) -> tuple[LiveItem | _Finish, list[AudioChunk]]:
+        """The next item and, for an audio chunk, the other microphones' next waiting chunks."""
         speaking = session.speaking if self.sampler is not None else frozenset()
         with self._ready:
             self._busy = False
@@ -316,18 +316,18 @@ class LiveSession:
                 self._in_hand = item.t
                 self._adapt()
             elif isinstance(item, AudioChunk):
-                self._audio_ahead = self._backlog.next_audio(AUDIO_BATCH - 1)
-            return item
+                return item, self._backlog.next_audio(AUDIO_BATCH - 1)
+            return item, []
 
     def _work(self) -> None:
         try:
             self.session = session = self._open()
             while True:
-                item = self._take(session)
+                item, ahead = self._take(session)
                 if isinstance(item, VideoFrame):
                     session.push_video(item)
                 elif isinstance(item, AudioChunk):
-                    session.push_audio(item, self._audio_ahead)
+                    session.push_audio(item, ahead)
                 elif isinstance(item, Utterance):
                     session.push_utterance(item)
                 elif isinstance(item, Tick):

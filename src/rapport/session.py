@@ -291,9 +291,8 @@ class Session:
         # and a prefetched result serves only the exact samples and state it was computed from.
         streams = [mic.vad.ahead(chunk)]
         for c in ahead:
-            other = self._mics.get(c.participant)
-            allowed = self._gate is None or self._gate.allows(c.participant, "voice")
-            if c.participant != chunk.participant and other and allowed:
+            other = self._mics.get(c.participant) if c.participant != chunk.participant else None
+            if other and (self._gate is None or self._gate.allows(c.participant, "voice")):
                 streams.append(other.vad.ahead(c))
         prefetch([s for s in streams if s is not None])
 

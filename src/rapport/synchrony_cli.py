@@ -152,9 +152,9 @@ def lead_line(who: Lead, a: str, b: str, rate: float) -> str:
 
 
 def read_series(path: Path, column: str | None) -> tuple[np.ndarray, float | None]:
+    """The series and, when a t/time column gives it, its sample rate."""
     import numpy as np
 
-    """The series and, when a t/time column gives it, its sample rate."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = [

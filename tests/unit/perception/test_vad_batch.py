@@ -41,10 +41,10 @@ def tracks(say: Say) -> list[Audio]:  # noqa: F811
     """Four microphones: speech at different places, one of them silent."""
     a, b = say(A), say(B)
     rng = np.random.default_rng(3)
+    noisy = timeline(1.1, b, 0.4)[0]
     return [
         timeline(0.3, a, 0.8, b, 0.5)[0],
-        timeline(1.1, b, 0.4)[0]
-        + rng.normal(0, 0.002, timeline(1.1, b, 0.4)[0].shape).astype(np.float32),
+        noisy + rng.normal(0, 0.002, noisy.shape).astype(np.float32),
         timeline(0.2, a, 1.5)[0],
         np.zeros(SAMPLE_RATE * 3, np.float32),
     ]
